@@ -1,0 +1,16 @@
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/** JSON lines by default; human-readable when asked or when stdout is a terminal. */
+export function createLogger(level: LogLevel, format: 'json' | 'pretty' | null): Logger {
+  const usePretty = format === 'pretty' || (format === null && process.stdout.isTTY === true);
+  const opts = {
+    level,
+    base: { pid: process.pid },
+    // Secrets must never reach a log line, whatever object is logged.
+    redact: { paths: ['password', '*.password', 'server_password', '*.server_password', 'serverPassword', '*.serverPassword'], censor: '[redacted]' },
+  };
+  return usePretty ? pino(opts, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l' })) : pino(opts);
+}

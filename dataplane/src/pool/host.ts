@@ -1,0 +1,13 @@
+import type { GeneralConfig } from '@doorman/proto';
+import type { Pool } from './pool.js';
+import type { PoolServer } from './members.js';
+
+/** What a pool needs from the process around it. */
+export interface PoolHost {
+  /** Coarse clock (ms), refreshed by the ticker: cheaper than Date.now() on every message. */
+  readonly now: number;
+  readonly general: GeneralConfig;
+  createServer(pool: Pool): PoolServer;
+  /** Closes a server connection; its close reaches the pool through serverGone(). */
+  closeServer(s: PoolServer, reason: string): void;
+}

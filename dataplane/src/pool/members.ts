@@ -1,0 +1,53 @@
+/**
+ * What the pool needs from the connections it manages. The session layer implements these; the pool
+ * never touches sockets.
+ */
+import type { ErrorInfo } from '../protocol/backend.js';
+import type { ErrorDef } from '../errors.js';
+import type { ParamMap } from '../session/params.js';
+
+export const enum ServerPoolState {
+  Opening,
+  Idle,
+  Active,
+  Resetting,
+  Closed,
+}
+
+export interface PoolServer {
+  poolState: ServerPoolState;
+  readonly createdAt: number;
+  lastUsed: number;
+  /** Reset flags left by the client's statements (see session/reset.ts). */
+  dirty: number;
+  /** Status byte of the last ReadyForQuery. */
+  txStatus: number;
+  /** Session mode: the server served a client, so it is reset with DISCARD ALL. */
+  sessionUsed: boolean;
+  cancelsInFlight: number;
+  onCancelsDone: (() => void) | null;
+  /** ParameterStatus values by lower-case name. */
+  readonly status: ParamMap;
+  /** Unreported parameters Doorman set on this connection. */
+  readonly extra: ParamMap;
+  readonly startupStatus: ReadonlyArray<readonly [string, string]>;
+  /** Connects and logs in; `fatalForClients` when PostgreSQL itself refused the login. */
+  connect(done: (err: string | null, fatalForClients: boolean) => void): void;
+  /** Runs statements for Doorman's own purposes; the client never sees their responses. */
+  runInternal(statements: string[], done: (ok: boolean, error?: ErrorInfo) => void): void;
+}
+
+export interface PoolClient {
+  waitStart: number;
+  readonly isWaiting: boolean;
+  /** Parameters the client's session should have on whatever server runs its transaction. */
+  readonly wanted: ParamMap;
+  /** The pool chose `s` for this client; it is being checked and synced. */
+  reserve(s: PoolServer): void;
+  isReserving(s: PoolServer): boolean;
+  unreserve(): void;
+  /** `s` is ready: the client's bytes may flow. */
+  attach(s: PoolServer): void;
+  failWait(def: ErrorDef, message: string, detail?: string): void;
+  failWithServerError(error: ErrorInfo): void;
+}

@@ -1,0 +1,318 @@
+/**
+ * One pool per (database, user): the server connections it owns and the clients waiting for one.
+ *
+ * Every server connection is in exactly one pool state; the counters below move only in the transition
+ * methods of this class, so they cannot drift. Waiters are served strictly first come, first served; a
+ * returned server goes straight to the oldest waiter.
+ */
+import type { PoolConfig, UserConfig } from '@doorman/proto';
+import { E } from '../errors.js';
+import type { ParamMap } from '../session/params.js';
+import { applySync, forgetUnreported, syncQuery } from '../session/params.js';
+import { Dirty, resetStatements } from '../session/reset.js';
+import { Queue } from './queue.js';
+import type { PoolHost } from './host.js';
+import { ServerPoolState, type PoolClient, type PoolServer } from './members.js';
+
+/** The first server's startup ParameterStatus list, replayed to every client at login. */
+export interface PoolDefaults {
+  /** [name as PostgreSQL spells it, value] in the order PostgreSQL sent them. */
+  readonly status: ReadonlyArray<readonly [string, string]>;
+}
+
+export class Pool {
+  readonly name: string;
+  idle: PoolServer[] = [];
+  readonly waiters = new Queue<PoolClient>();
+  /** Live waiters (the queue may still hold clients that left; they are skipped). */
+  waiting = 0;
+  opening = 0;
+  active = 0;
+  resetting = 0;
+  defaults: PoolDefaults | null = null;
+  /** Set by reload: no new clients; servers close as they come back. */
+  retired = false;
+  /** The pool that replaced this one on reload, for clients still attached here. */
+  successor: Pool | null = null;
+  lastServerError: string | null = null;
+  private retryAt = 0;
+  private retryDelay = 0;
+  /** Counters since start. */
+  serversOpened = 0;
+  waitTimeouts = 0;
+
+  constructor(
+    readonly host: PoolHost,
+    public db: PoolConfig,
+    public user: UserConfig,
+  ) {
+    this.name = `${db.name}/${user.username}`;
+  }
+
+  get total(): number {
+    return this.idle.length + this.opening + this.active + this.resetting;
+  }
+
+  get transactionMode(): boolean {
+    return this.user.poolMode === 'transaction';
+  }
+
+  /** A client needs a server: hand it one now, or queue it. */
+  acquire(client: PoolClient): void {
+    if (this.waiting === 0) {
+      const s = this.takeIdle();
+      if (s !== null) {
+        this.prepare(s, client);
+        return;
+      }
+    }
+    client.waitStart = this.host.now;
+    this.waiters.push(client);
+    this.waiting++;
+    this.grow();
+  }
+
+  /** A queued client went away. */
+  cancelWait(client: PoolClient): void {
+    if (this.waiters.removeWhere((c) => c === client) > 0) this.waiting--;
+  }
+
+  /** A client is done with its server (transaction end in transaction mode, disconnect in session mode). */
+  checkin(s: PoolServer): void {
+    this.leave(s);
+    const stmts = resetStatements(s.dirty, s.txStatus, !this.transactionMode && s.sessionUsed);
+    s.sessionUsed = false;
+    if (this.retired || this.expired(s)) {
+      this.host.closeServer(s, 'returned to a retired pool or past server_lifetime');
+      return;
+    }
+    if (stmts.length === 0 && s.cancelsInFlight === 0) {
+      this.offer(s);
+      return;
+    }
+    this.enter(s, ServerPoolState.Resetting);
+    const afterCancels = (): void => {
+      if (stmts.length === 0) return this.resetDone(s, true);
+      s.runInternal(stmts, (ok) => this.resetDone(s, ok));
+    };
+    if (s.cancelsInFlight > 0) s.onCancelsDone = afterCancels;
+    else afterCancels();
+  }
+
+  /** A server connection closed or was closed, in whatever state it was. */
+  serverGone(s: PoolServer): void {
+    if (s.poolState === ServerPoolState.Idle) {
+      const i = this.idle.indexOf(s);
+      if (i >= 0) this.idle.splice(i, 1);
+      s.poolState = ServerPoolState.Closed;
+    } else {
+      this.leave(s);
+    }
+    this.grow();
+  }
+
+  /** Coarse periodic work: wait timeouts, reserve pool, retries, idle and lifetime limits, min_pool_size. */
+  tick(now: number, maintenance: boolean): void {
+    const timeout = this.db.queryWaitTimeout;
+    let head = this.waiters.peek();
+    while (head !== undefined) {
+      if (!head.isWaiting) {
+        this.waiters.shift();
+      } else if (timeout > 0 && now - head.waitStart >= timeout) {
+        this.waiters.shift();
+        this.waiting--;
+        this.waitTimeouts++;
+        const detail = this.lastServerError ? `last server error: ${this.lastServerError}` : undefined;
+        head.failWait(
+          E.queryWaitTimeout,
+          `could not get a server connection within query_wait_timeout (${timeout} ms): ${this.active} of ${this.user.poolSize} server connections of pool "${this.name}" are busy`,
+          detail,
+        );
+      } else {
+        break;
+      }
+      head = this.waiters.peek();
+    }
+    if (this.waiting > 0 && (this.retryAt === 0 || now >= this.retryAt)) this.grow();
+    if (!maintenance) return;
+    const g = this.host.general;
+    for (let i = 0; i < this.idle.length; ) {
+      const s = this.idle[i];
+      const idleTooLong = g.serverIdleTimeout > 0 && now - s.lastUsed > g.serverIdleTimeout && this.total > this.user.minPoolSize;
+      if (this.expired(s) || idleTooLong) {
+        this.idle.splice(i, 1);
+        s.poolState = ServerPoolState.Closed;
+        this.host.closeServer(s, idleTooLong ? 'server_idle_timeout' : 'server_lifetime');
+      } else {
+        i++;
+      }
+    }
+    if (!this.retired && (this.retryAt === 0 || now >= this.retryAt)) {
+      while (this.total < this.user.minPoolSize) this.open();
+    }
+  }
+
+  /** Closes idle servers now (reload of a changed pool, shutdown); busy ones close when returned. */
+  retire(): void {
+    this.retired = true;
+    for (const s of this.idle) {
+      s.poolState = ServerPoolState.Closed;
+      this.host.closeServer(s, 'pool retired');
+    }
+    this.idle = [];
+  }
+
+  // ---- transitions ----
+
+  private enter(s: PoolServer, state: ServerPoolState): void {
+    s.poolState = state;
+    if (state === ServerPoolState.Active) this.active++;
+    else if (state === ServerPoolState.Resetting) this.resetting++;
+    else if (state === ServerPoolState.Opening) this.opening++;
+  }
+
+  private leave(s: PoolServer): void {
+    const state = s.poolState;
+    if (state === ServerPoolState.Active) this.active--;
+    else if (state === ServerPoolState.Resetting) this.resetting--;
+    else if (state === ServerPoolState.Opening) this.opening--;
+    s.poolState = ServerPoolState.Closed;
+  }
+
+  private expired(s: PoolServer): boolean {
+    const life = this.user.serverLifetime;
+    return life > 0 && this.host.now - s.createdAt > life;
+  }
+
+  private takeIdle(): PoolServer | null {
+    while (this.idle.length > 0) {
+      const s = this.idle.pop() as PoolServer;
+      if (!this.expired(s)) return s;
+      s.poolState = ServerPoolState.Closed;
+      this.host.closeServer(s, 'server_lifetime');
+    }
+    return null;
+  }
+
+  /** A clean server is available: the oldest waiter gets it, else it goes idle. */
+  private offer(s: PoolServer): void {
+    while (this.waiting > 0) {
+      const c = this.waiters.shift() as PoolClient;
+      if (!c.isWaiting) continue;
+      this.waiting--;
+      this.prepare(s, c);
+      return;
+    }
+    s.poolState = ServerPoolState.Idle;
+    s.lastUsed = this.host.now;
+    this.idle.push(s);
+  }
+
+  /** Health check (after a long idle) and parameter sync, then the client gets the server. */
+  private prepare(s: PoolServer, c: PoolClient): void {
+    this.enter(s, ServerPoolState.Active);
+    c.reserve(s);
+    const checkDelay = this.host.general.serverCheckDelay;
+    if (checkDelay > 0 && this.host.now - s.lastUsed > checkDelay) {
+      s.runInternal([''], (ok) => {
+        if (ok) this.sync(s, c);
+        else this.retryFor(s, c);
+      });
+    } else {
+      this.sync(s, c);
+    }
+  }
+
+  private sync(s: PoolServer, c: PoolClient): void {
+    if (!c.isReserving(s)) return this.checkinUnused(s);
+    const wanted: ParamMap = c.wanted;
+    const q = syncQuery(wanted, s.status, s.extra);
+    if (q === null) return c.attach(s);
+    s.runInternal([q], (ok, error) => {
+      if (!c.isReserving(s)) return this.checkinUnused(s);
+      if (!ok) {
+        // The client's startup parameters are not acceptable to PostgreSQL: fail it as PostgreSQL would.
+        this.checkin(s);
+        if (error) c.failWithServerError(error);
+        return;
+      }
+      applySync(wanted, s.extra);
+      c.attach(s);
+    });
+  }
+
+  /** The health check failed: that server is gone; the client goes back to the head of the queue. */
+  private retryFor(s: PoolServer, c: PoolClient): void {
+    this.host.closeServer(s, 'health check failed');
+    if (!c.isReserving(s)) return;
+    c.unreserve();
+    const next = this.takeIdle();
+    if (next !== null) return this.prepare(next, c);
+    c.waitStart = this.host.now;
+    this.waiters.unshift(c);
+    this.waiting++;
+    this.grow();
+  }
+
+  private checkinUnused(s: PoolServer): void {
+    this.checkin(s);
+  }
+
+  private resetDone(s: PoolServer, ok: boolean): void {
+    if (!ok || s.poolState !== ServerPoolState.Resetting) {
+      if (s.poolState !== ServerPoolState.Closed) this.host.closeServer(s, 'reset failed');
+      return;
+    }
+    this.leave(s);
+    if (s.dirty & (Dirty.Settings | Dirty.Everything)) forgetUnreported(s.extra);
+    s.dirty = Dirty.None;
+    if (this.retired || this.expired(s)) return this.host.closeServer(s, 'server_lifetime');
+    this.offer(s);
+  }
+
+  /** Opens connections while clients wait and the cap allows; the reserve counts after reserve_pool_timeout. */
+  private grow(): void {
+    if (this.retired) return;
+    const now = this.host.now;
+    if (this.retryAt !== 0 && now < this.retryAt) return;
+    let cap = this.user.poolSize;
+    const head = this.waiters.peek();
+    if (head !== undefined && this.user.reservePoolSize > 0 && now - head.waitStart >= this.host.general.reservePoolTimeout) {
+      cap += this.user.reservePoolSize;
+    }
+    while (this.waiting > this.opening && this.total < cap) this.open();
+  }
+
+  private open(): void {
+    const s = this.host.createServer(this);
+    this.enter(s, ServerPoolState.Opening);
+    this.serversOpened++;
+    s.connect((err, fatalForClients) => {
+      if (s.poolState !== ServerPoolState.Opening) return;
+      if (err !== null) {
+        this.leave(s);
+        this.lastServerError = err;
+        this.retryDelay = Math.min(Math.max(this.retryDelay * 2, 100), 2000);
+        this.retryAt = this.host.now + this.retryDelay;
+        if (fatalForClients) this.failAllWaiters(err);
+        return;
+      }
+      this.retryAt = 0;
+      this.retryDelay = 0;
+      this.lastServerError = null;
+      if (this.defaults === null) this.defaults = { status: s.startupStatus };
+      this.leave(s);
+      this.offer(s);
+    });
+  }
+
+  /** PostgreSQL refused the login itself (wrong server password, no such database): waiting will not help. */
+  private failAllWaiters(error: string): void {
+    while (this.waiting > 0) {
+      const c = this.waiters.shift() as PoolClient;
+      if (!c.isWaiting) continue;
+      this.waiting--;
+      c.failWait(E.serverLoginFailed, `server login failed: ${error}`);
+    }
+  }
+}

@@ -1,0 +1,601 @@
+/**
+ * A client connection: startup and authentication, then relaying its messages to the server the pool
+ * attaches for each transaction (transaction mode) or for the whole session (session mode).
+ *
+ * States: Startup -> Auth -> Idle <-> Waiting -> Reserved -> Active -> ... -> Closed.
+ * Idle: logged in, no server. Waiting: queued in the pool. Reserved: the pool picked a server and is
+ * checking or syncing it. Active: bytes flow both ways. Bytes a client sends without a server are queued
+ * (bounded) and flushed in order when one is attached.
+ */
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { HbaMethod } from '../auth/hba.js';
+import { matchHba } from '../auth/hba.js';
+import { md5PasswordHash, verifyMd5Response } from '../auth/md5.js';
+import { ScramServerExchange, SCRAM_SHA_256, parseScramVerifier, makeScramVerifier } from '../auth/scram.js';
+import { E, type ErrorDef } from '../errors.js';
+import {
+  authenticationCleartextPassword,
+  authenticationMD5Password,
+  authenticationOk,
+  authenticationSASL,
+  authenticationSASLContinue,
+  authenticationSASLFinal,
+  backendKeyData,
+  errorResponse,
+  negotiateProtocolVersion,
+  parameterStatus,
+  READY_IDLE,
+  type ErrorInfo,
+} from '../protocol/backend.js';
+import { FrontendCode, FRONTEND_STREAMABLE, ProtocolViolation, TxStatus } from '../protocol/codes.js';
+import { Framer, FrameKind, FramerError } from '../protocol/framer.js';
+import { readPasswordMessage, readSASLInitialResponse, readSASLResponse } from '../protocol/frontend.js';
+import { parseStartupPacket } from '../protocol/startup.js';
+import type { Pool } from '../pool/pool.js';
+import type { PoolClient, PoolServer } from '../pool/members.js';
+import type { ClientCredentials } from './credentials.js';
+import { verifyCleartext } from './credentials.js';
+import type { SessionHost } from './host.js';
+import { isReported, reportedName, startupParameters, type ParamMap } from './params.js';
+import { Dirty } from './reset.js';
+import type { ServerConnection } from './server.js';
+
+export const enum ClientState {
+  Startup,
+  Auth,
+  Idle,
+  Waiting,
+  Reserved,
+  Active,
+  Closed,
+}
+
+const enum AuthStep {
+  None,
+  Cleartext,
+  Md5,
+  ScramFirst,
+  ScramFinal,
+}
+
+const SSL_NO = Buffer.from('N');
+const SSL_YES = Buffer.from('S');
+/** Verifier for unknown users, so that an unknown name costs the same exchange as a wrong password. */
+const DUMMY_VERIFIER = parseScramVerifier(makeScramVerifier(randomBytes(16).toString('hex')))!;
+
+let nextClientId = 1;
+
+export class ClientConnection implements PoolClient {
+  readonly id = nextClientId++;
+  state = ClientState.Startup;
+  socket: net.Socket;
+  readonly framer: Framer;
+  readonly startedAt: number;
+  readonly remoteAddress: string;
+  readonly local: boolean;
+  tls = false;
+  user = '';
+  database = '';
+  pool: Pool | null = null;
+  /** Parameters this client's session has; applied to each server before its bytes flow. */
+  wanted: ParamMap = new Map();
+  processId = 0;
+  secretKey = 0;
+  server: ServerConnection | null = null;
+  /** Sync points (Sync, Query, FunctionCall) sent whose ReadyForQuery has not come back. */
+  pending = 0;
+  /** Extended-protocol messages sent since the last Sync: the server is mid-transaction even without 'T'. */
+  unsynced = false;
+  /** Reset flags from the client's own messages (named Parse), merged into the server at check-in. */
+  dirtyFromClient = 0;
+  waitStart = 0;
+  pausedForServer = false;
+  private reserved: PoolServer | null = null;
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+  private loginPending = false;
+  private authStep = AuthStep.None;
+  private scram: ScramServerExchange | null = null;
+  private md5Salt: Buffer | null = null;
+  private creds: ClientCredentials | null = null;
+  private startupWanted: ParamMap = new Map();
+
+  constructor(
+    socket: net.Socket,
+    private readonly host: SessionHost,
+  ) {
+    this.socket = socket;
+    this.startedAt = host.now;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.local = socket.remoteAddress === undefined;
+    this.framer = new Framer({ maxMessageSize: host.general.maxMessageSize, streamable: FRONTEND_STREAMABLE, streamThreshold: 64 * 1024 });
+    this.framer.untyped = true;
+    if (!this.local) {
+      socket.setNoDelay(host.general.tcpNoDelay);
+      if (host.general.tcpKeepalive) socket.setKeepAlive(true, 30000);
+    }
+    this.bindSocket(socket);
+  }
+
+  private bindSocket(s: net.Socket): void {
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('end', () => this.onClose());
+    s.on('close', () => this.onClose());
+    s.on('error', () => this.onClose());
+    s.on('drain', () => {
+      const srv = this.server;
+      if (srv !== null && srv.pausedForClient) {
+        srv.pausedForClient = false;
+        srv.socket.resume();
+      }
+    });
+  }
+
+  get isWaiting(): boolean {
+    return this.state === ClientState.Waiting;
+  }
+
+  get loggedIn(): boolean {
+    return this.state >= ClientState.Idle && this.state !== ClientState.Closed && !this.loginPending;
+  }
+
+  // ---- relaying ----
+
+  private onData(chunk: Buffer): void {
+    this.framer.push(chunk);
+    if (this.state <= ClientState.Auth) this.onStartupData(chunk);
+    else this.relay(chunk);
+  }
+
+  /** Relays the framed messages of `chunk`, forwarding runs of whole messages as single slices. */
+  private relay(chunk: Buffer): void {
+    const f = this.framer;
+    let runStart = -1;
+    let runEnd = -1;
+    let kind: FrameKind;
+    while ((kind = f.next()) !== FrameKind.None) {
+      if (kind === FrameKind.Error) return this.framingError();
+      if (kind === FrameKind.Message) {
+        switch (f.code) {
+          case FrontendCode.Sync:
+            this.pending++;
+            this.unsynced = false;
+            break;
+          case FrontendCode.Query:
+          case FrontendCode.FunctionCall:
+            this.pending++;
+            break;
+          case FrontendCode.Parse:
+            // A named statement outlives the transaction on that server; DEALLOCATE ALL at check-in.
+            if (f.buf[f.start + 5] !== 0) this.dirtyFromClient |= Dirty.Prepared;
+            this.unsynced = true;
+            break;
+          case FrontendCode.Bind:
+          case FrontendCode.Describe:
+          case FrontendCode.Execute:
+          case FrontendCode.Close:
+          case FrontendCode.Flush:
+            this.unsynced = true;
+            break;
+          case FrontendCode.Terminate:
+            if (runStart >= 0) this.forward(chunk, runStart, runEnd);
+            return this.onClose();
+        }
+      }
+      if (f.buf === chunk) {
+        if (runEnd === f.start && runStart >= 0) {
+          runEnd = f.end;
+        } else {
+          if (runStart >= 0) this.forward(chunk, runStart, runEnd);
+          runStart = f.start;
+          runEnd = f.end;
+        }
+      } else {
+        if (runStart >= 0) this.forward(chunk, runStart, runEnd);
+        runStart = -1;
+        this.forward(f.buf, f.start, f.end);
+      }
+      if (this.state === ClientState.Closed) return;
+    }
+    if (runStart >= 0) this.forward(chunk, runStart, runEnd);
+  }
+
+  private forward(buf: Buffer, start: number, end: number): void {
+    const s = this.server;
+    if (s !== null) {
+      s.write(buf, start, end);
+      if (s.socket.writableLength > this.host.general.maxBufferedBytes && !this.pausedForServer) {
+        this.pausedForServer = true;
+        this.socket.pause();
+      }
+      return;
+    }
+    this.queued.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    this.queuedBytes += end - start;
+    if (this.state === ClientState.Idle) this.requestServer();
+    if (this.queuedBytes > this.host.general.maxBufferedBytes && !this.pausedForServer && this.state !== ClientState.Closed) {
+      this.pausedForServer = true;
+      this.socket.pause();
+    }
+  }
+
+  private requestServer(): void {
+    let pool = this.pool!;
+    if (pool.retired) {
+      if (pool.successor === null) return this.fatal(E.poolDraining, `pool "${pool.name}" was removed from the configuration`);
+      pool = this.pool = pool.successor;
+    }
+    if (this.host.shuttingDown && !this.loginPending) return this.fatal(E.adminShutdown, 'terminating connection due to administrator command');
+    this.state = ClientState.Waiting;
+    pool.acquire(this);
+  }
+
+  resumeReading(): void {
+    this.pausedForServer = false;
+    if (this.state !== ClientState.Closed) this.socket.resume();
+  }
+
+  /** Server -> client bytes. */
+  write(buf: Buffer, start: number, end: number): void {
+    this.socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+  }
+
+  /** Called by the server after relaying a chunk: release at transaction end, apply backpressure. */
+  afterServerData(s: ServerConnection): void {
+    if (this.pending <= 0 && !this.unsynced && s.txStatus === TxStatus.Idle) {
+      this.pending = 0;
+      if (this.pool!.transactionMode && !this.framer.inStream) {
+        this.releaseServer();
+        if (this.host.shuttingDown) this.fatal(E.adminShutdown, 'terminating connection due to administrator command');
+        return;
+      }
+    }
+    if (this.socket.writableLength > this.host.general.maxBufferedBytes && !s.pausedForClient) {
+      s.pausedForClient = true;
+      s.socket.pause();
+    }
+  }
+
+  private releaseServer(): void {
+    const s = this.server!;
+    this.server = null;
+    s.client = null;
+    this.state = ClientState.Idle;
+    s.dirty |= this.dirtyFromClient;
+    this.dirtyFromClient = 0;
+    s.lastUsed = this.host.now;
+    if (s.pausedForClient) {
+      s.pausedForClient = false;
+      s.socket.resume();
+    }
+    this.pool!.checkin(s);
+    if (this.pausedForServer) this.resumeReading();
+  }
+
+  // ---- PoolClient ----
+
+  reserve(s: PoolServer): void {
+    this.reserved = s;
+    this.state = ClientState.Reserved;
+    (s as ServerConnection).reservedFor = this;
+  }
+
+  isReserving(s: PoolServer): boolean {
+    return this.state === ClientState.Reserved && this.reserved === s;
+  }
+
+  unreserve(): void {
+    if (this.reserved !== null) (this.reserved as ServerConnection).reservedFor = null;
+    this.reserved = null;
+    if (this.state === ClientState.Reserved) this.state = ClientState.Waiting;
+  }
+
+  attach(ps: PoolServer): void {
+    const s = ps as ServerConnection;
+    s.reservedFor = null;
+    this.reserved = null;
+    if (this.state === ClientState.Closed) {
+      this.pool!.checkin(s);
+      return;
+    }
+    this.state = ClientState.Active;
+    this.server = s;
+    s.client = this;
+    if (!this.pool!.transactionMode) s.sessionUsed = true;
+    if (this.loginPending) {
+      this.loginPending = false;
+      this.sendLoginOk(s);
+    }
+    if (this.queued.length > 0) {
+      const q = this.queued;
+      this.queued = [];
+      this.queuedBytes = 0;
+      s.socket.cork();
+      for (const b of q) s.socket.write(b);
+      s.socket.uncork();
+    } else if (this.pending === 0 && !this.unsynced && this.pool!.transactionMode) {
+      // Attached only to learn the server's parameters at login: give it straight back.
+      this.releaseServer();
+      return;
+    }
+    if (this.pausedForServer) this.resumeReading();
+  }
+
+  failWait(def: ErrorDef, message: string, detail?: string): void {
+    this.fatal(def, message, detail);
+  }
+
+  failWithServerError(e: ErrorInfo): void {
+    this.sendError({ severity: 'FATAL', code: e.code, message: e.message, detail: e.fields.D, hint: e.fields.H });
+    this.close();
+  }
+
+  /** The attached server died. */
+  serverLost(s: ServerConnection, reason: string): void {
+    if (this.server !== s) return;
+    this.server = null;
+    this.fatal(E.serverGone, 'server closed the connection unexpectedly', reason);
+  }
+
+  // ---- startup and authentication ----
+
+  private onStartupData(chunk: Buffer): void {
+    const f = this.framer;
+    let kind: FrameKind;
+    while (this.state <= ClientState.Auth && (kind = f.next()) !== FrameKind.None) {
+      if (kind !== FrameKind.Message) return this.framingError();
+      try {
+        if (this.state === ClientState.Startup) this.onStartupPacket(f.buf, f.start, f.end);
+        else this.onAuthMessage(f.buf, f.start, f.end);
+      } catch (err) {
+        if (err instanceof ProtocolViolation) return this.fatal(E.protocolViolation, `invalid message: ${err.message}`);
+        throw err;
+      }
+      if (this.state === ClientState.Closed) return;
+    }
+    // Messages pipelined behind the login (rare, but legal once ReadyForQuery is due) are relayed now.
+    if (this.state > ClientState.Auth && this.state !== ClientState.Closed && !f.idle) this.relay(chunk);
+  }
+
+  private framingError(): void {
+    const tooLarge = this.framer.error === FramerError.LengthTooLarge;
+    this.fatal(
+      tooLarge ? E.messageTooLarge : E.protocolViolation,
+      tooLarge ? `message too large (max_message_size is ${this.host.general.maxMessageSize} bytes)` : 'invalid message length',
+    );
+  }
+
+  private onStartupPacket(buf: Buffer, start: number, end: number): void {
+    const p = parseStartupPacket(buf, start, end);
+    switch (p.kind) {
+      case 'invalid':
+        return this.fatal(E.protocolViolation, `invalid startup packet: ${p.reason}`);
+      case 'cancel':
+        this.host.cancel(p.processId, p.secretKey);
+        return this.close();
+      case 'gssenc':
+        this.socket.write(SSL_NO);
+        return;
+      case 'ssl':
+        return this.onSslRequest();
+      case 'startup':
+        return this.onStartup(p.major, p.minor, p.params);
+    }
+  }
+
+  private onSslRequest(): void {
+    const ctx = this.host.clientTls;
+    if (!this.framer.idle) return this.fatal(E.protocolViolation, 'received unencrypted data after SSL request');
+    if (this.tls || ctx === null || this.host.general.tlsMode === 'disable' || this.local) {
+      this.socket.write(SSL_NO);
+      return;
+    }
+    this.socket.write(SSL_YES);
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('drain');
+    const t = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
+    this.socket = t;
+    this.tls = true;
+    this.bindSocket(t);
+  }
+
+  private onStartup(major: number, minor: number, params: Map<string, string>): void {
+    const g = this.host.general;
+    if (major !== 3) return this.fatal(E.unsupportedProtocol, `unsupported frontend protocol ${major}.${minor}: server supports 3.0 to 3.0`);
+    let wanted: ParamMap;
+    let protocolOptions: string[];
+    try {
+      ({ wanted, protocolOptions } = startupParameters(params));
+    } catch (err) {
+      return this.fatal(E.protocolViolation, (err as Error).message);
+    }
+    if (minor > 0 || protocolOptions.length > 0) this.socket.write(negotiateProtocolVersion(0, protocolOptions));
+    const replication = params.get('replication');
+    if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication.toLowerCase())) {
+      return this.fatal(E.replicationUnsupported, 'replication connections are not supported by Doorman');
+    }
+    this.user = params.get('user') ?? '';
+    this.database = params.get('database') || this.user;
+    this.startupWanted = wanted;
+    this.framer.untyped = false;
+    if (this.host.clientCount > g.maxClientConn) return this.fatal(E.tooManyClients, 'sorry, too many clients already');
+    if (g.tlsMode === 'require' && !this.tls && !this.local) return this.fatal(E.tlsRequired, 'SSL required');
+
+    let method: HbaMethod | null = null;
+    if (this.host.hba !== null) {
+      const rule = matchHba(this.host.hba, { local: this.local, ssl: this.tls, database: this.database, user: this.user, address: this.remoteAddress });
+      const where = `host "${this.remoteAddress}", user "${this.user}", database "${this.database}", ${this.tls ? 'SSL encryption' : 'no encryption'}`;
+      if (rule === null) return this.fatal(E.hbaNoEntry, `no pg_hba.conf entry for ${where}`);
+      if (rule.method === 'reject') return this.fatal(E.hbaReject, `pg_hba.conf rejects connection for ${where}`);
+      method = rule.method;
+    }
+    const pool = this.host.findPool(this.database, this.user);
+    if (pool === undefined) return this.fatal(E.noSuchDatabase, `database "${this.database}" does not exist`);
+    this.pool = pool;
+    this.creds = pool === null ? null : this.host.credentials(pool).client;
+    this.state = ClientState.Auth;
+    this.beginAuth(method);
+  }
+
+  private beginAuth(method: HbaMethod | null): void {
+    const c = this.creds;
+    if (method === 'trust') {
+      if (c === null) return this.fatal(E.hbaNoEntry, `role "${this.user}" does not exist`);
+      return this.authenticated();
+    }
+    if (method === null) method = c !== null && c.stored.kind === 'md5' ? 'md5' : 'scram-sha-256';
+    if (method === 'md5' && c !== null && c.stored.kind === 'scram') method = 'scram-sha-256';
+    switch (method) {
+      case 'password':
+        this.authStep = AuthStep.Cleartext;
+        this.socket.write(authenticationCleartextPassword());
+        return;
+      case 'md5':
+        this.authStep = AuthStep.Md5;
+        this.md5Salt = randomBytes(4);
+        this.socket.write(authenticationMD5Password(this.md5Salt));
+        return;
+      default: {
+        const verifier = c !== null && c.scram !== null ? c.scram : DUMMY_VERIFIER;
+        this.scram = new ScramServerExchange(verifier);
+        this.authStep = AuthStep.ScramFirst;
+        this.socket.write(authenticationSASL([SCRAM_SHA_256]));
+      }
+    }
+  }
+
+  private onAuthMessage(buf: Buffer, start: number, end: number): void {
+    if (buf[start] !== FrontendCode.PasswordMessage) {
+      return this.fatal(E.protocolViolation, `expected password response, got message type "${String.fromCharCode(buf[start])}"`);
+    }
+    const c = this.creds;
+    switch (this.authStep) {
+      case AuthStep.Cleartext: {
+        const pw = readPasswordMessage(buf, start, end);
+        return c !== null && verifyCleartext(c, this.user, pw) ? this.authenticated() : this.authFailed();
+      }
+      case AuthStep.Md5: {
+        const response = readPasswordMessage(buf, start, end);
+        const s = c?.stored;
+        const hash = s?.kind === 'md5' ? s.hash : s?.kind === 'plain' ? md5PasswordHash(s.password, this.user) : null;
+        return hash !== null && verifyMd5Response(hash, this.md5Salt!, response) ? this.authenticated() : this.authFailed();
+      }
+      case AuthStep.ScramFirst: {
+        const { mechanism, data } = readSASLInitialResponse(buf, start, end);
+        if (mechanism !== SCRAM_SHA_256) return this.fatal(E.protocolViolation, `client selected an invalid SASL authentication mechanism "${mechanism}"`);
+        const step = this.scram!.handleClientFirst(data);
+        if (!step.ok) return this.fatal(E.protocolViolation, `malformed SCRAM message: ${step.error}`);
+        this.authStep = AuthStep.ScramFinal;
+        this.socket.write(authenticationSASLContinue(step.reply));
+        return;
+      }
+      case AuthStep.ScramFinal: {
+        const step = this.scram!.handleClientFinal(readSASLResponse(buf, start, end));
+        this.scram = null;
+        if (!step.ok || c === null) return this.authFailed();
+        this.socket.write(authenticationSASLFinal(step.reply));
+        return this.authenticated();
+      }
+      default:
+        return this.fatal(E.protocolViolation, 'unexpected password message');
+    }
+  }
+
+  private authFailed(): void {
+    this.fatal(E.authFailed, `password authentication failed for user "${this.user}"`);
+  }
+
+  private authenticated(): void {
+    this.authStep = AuthStep.None;
+    this.creds = null;
+    this.host.registerCancelKey(this);
+    const pool = this.pool!;
+    if (pool.defaults === null) {
+      // The first client of a pool waits for a server to learn what PostgreSQL reports at startup.
+      this.wanted = new Map(this.startupWanted);
+      this.loginPending = true;
+      this.state = ClientState.Idle;
+      this.requestServer();
+      return;
+    }
+    this.sendLoginOk(null);
+  }
+
+  /** AuthenticationOk, the ParameterStatus set, BackendKeyData and ReadyForQuery in one write. */
+  private sendLoginOk(s: ServerConnection | null): void {
+    const pool = this.pool!;
+    const wanted: ParamMap = new Map();
+    const parts: Buffer[] = [authenticationOk()];
+    for (const [name, value] of pool.defaults!.status) {
+      const key = name.toLowerCase();
+      const v = s !== null ? (s.status.get(key) ?? value) : (this.startupWanted.get(key) ?? value);
+      if (isReported(key)) wanted.set(key, v);
+      parts.push(parameterStatus(name, v));
+    }
+    for (const [k, v] of this.startupWanted) {
+      if (!wanted.has(k)) {
+        wanted.set(k, v);
+        if (isReported(k)) parts.push(parameterStatus(reportedName(k), v));
+      }
+    }
+    this.wanted = wanted;
+    parts.push(backendKeyData(this.processId, this.secretKey), READY_IDLE);
+    this.socket.write(Buffer.concat(parts));
+    if (this.state === ClientState.Auth) this.state = ClientState.Idle;
+    this.host.clientLoggedIn(this);
+  }
+
+  // ---- closing ----
+
+  fatal(def: ErrorDef, message: string, detail?: string): void {
+    if (this.state === ClientState.Closed) return;
+    this.sendError({ severity: def.severity, code: def.sqlstate, message, detail });
+    this.close();
+  }
+
+  private sendError(f: { severity: 'ERROR' | 'FATAL'; code: string; message: string; detail?: string; hint?: string }): void {
+    if (this.socket.writable) this.socket.write(errorResponse(f));
+  }
+
+  /** Ends the connection after pending writes; a peer that does not read is cut off after a bound. */
+  close(): void {
+    if (this.state === ClientState.Closed) return;
+    this.onClose();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  private onClose(): void {
+    if (this.state === ClientState.Closed) return;
+    const prev = this.state;
+    this.state = ClientState.Closed;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (prev === ClientState.Waiting) this.pool!.cancelWait(this);
+    if (prev === ClientState.Reserved && this.reserved !== null) {
+      (this.reserved as ServerConnection).reservedFor = null;
+      this.reserved = null;
+    }
+    const s = this.server;
+    if (s !== null) {
+      this.server = null;
+      s.client = null;
+      if (s.pausedForClient) {
+        s.pausedForClient = false;
+        s.socket.resume();
+      }
+      if (this.pending <= 0 && !this.unsynced && !this.framer.inStream) {
+        // Idle or idle in transaction: the reset (with ROLLBACK if needed) makes the server reusable.
+        s.dirty |= this.dirtyFromClient;
+        this.pool!.checkin(s);
+      } else {
+        s.close('client disconnected while a query was in progress');
+      }
+    }
+    if (!this.socket.destroyed && this.socket.readyState !== 'closed') this.socket.end();
+    this.host.clientClosed(this);
+  }
+}

@@ -1,0 +1,32 @@
+import type { SecureContext } from 'node:tls';
+import type { GeneralConfig } from '@doorman/proto';
+import type { Logger } from 'pino';
+import type { HbaRule } from '../auth/hba.js';
+import type { Pool } from '../pool/pool.js';
+import type { ClientConnection } from './client.js';
+import type { ServerConnection } from './server.js';
+import type { UserCredentials } from './credentials.js';
+
+/** What client and server connections need from the process around them. */
+export interface SessionHost {
+  readonly now: number;
+  readonly general: GeneralConfig;
+  readonly log: Logger;
+  /** TLS towards clients; null when no certificate is configured. */
+  readonly clientTls: SecureContext | null;
+  /** CA bundle for verify-ca / verify-full towards PostgreSQL. */
+  readonly serverCa: Buffer | null;
+  readonly hba: HbaRule[] | null;
+  readonly shuttingDown: boolean;
+  /** Clients connected now, this one included. */
+  readonly clientCount: number;
+  /** The pool for (database, user): undefined user = database unknown; null = database known, user not. */
+  findPool(database: string, user: string): Pool | null | undefined;
+  credentials(pool: Pool): UserCredentials;
+  /** Assigns a synthetic BackendKeyData and makes the client reachable by CancelRequest. */
+  registerCancelKey(c: ClientConnection): void;
+  cancel(processId: number, secretKey: number): void;
+  clientLoggedIn(c: ClientConnection): void;
+  clientClosed(c: ClientConnection): void;
+  serverClosed(s: ServerConnection): void;
+}

@@ -1,0 +1,135 @@
+/**
+ * Session parameters a client expects to keep while its transactions run on different server connections.
+ *
+ * Keys are lower-case GUC names. Parameters PostgreSQL reports with ParameterStatus are learnt from the
+ * server; the others (extra_float_digits, search_path, ...) are known only because Doorman set them itself.
+ * When a client is linked to a server whose values differ, Doorman sends one SET/RESET query first.
+ */
+
+/** Reported (GUC_REPORT) parameters a session may change, with the spelling PostgreSQL reports. */
+const REPORTED_SETTABLE: ReadonlyMap<string, string> = new Map([
+  ['client_encoding', 'client_encoding'],
+  ['datestyle', 'DateStyle'],
+  ['timezone', 'TimeZone'],
+  ['intervalstyle', 'IntervalStyle'],
+  ['standard_conforming_strings', 'standard_conforming_strings'],
+  ['application_name', 'application_name'],
+  ['default_transaction_read_only', 'default_transaction_read_only'],
+]);
+
+/** Startup keys that are not session parameters at all. */
+const NOT_PARAMETERS = new Set(['user', 'database', 'options', 'replication']);
+
+const GUC_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+
+export type ParamMap = Map<string, string>;
+
+export function isReported(key: string): boolean {
+  return REPORTED_SETTABLE.has(key);
+}
+
+/** The spelling PostgreSQL uses in ParameterStatus for a lower-case key. */
+export function reportedName(key: string): string {
+  return REPORTED_SETTABLE.get(key) ?? key;
+}
+
+/**
+ * Splits a libpq `options` string ("-c geqo=off --search_path=x") into parameters. Backslash escapes a
+ * space, as in PostgreSQL. Throws on anything but -c / -- settings, which a pooler cannot honour.
+ */
+export function parseOptions(options: string): ParamMap {
+  const words: string[] = [];
+  let cur = '';
+  let escaped = false;
+  let has = false;
+  for (const ch of options) {
+    if (escaped) {
+      cur += ch;
+      escaped = false;
+      has = true;
+    } else if (ch === '\\') {
+      escaped = true;
+    } else if (ch === ' ' || ch === '\t' || ch === '\n') {
+      if (has) words.push(cur);
+      cur = '';
+      has = false;
+    } else {
+      cur += ch;
+      has = true;
+    }
+  }
+  if (has) words.push(cur);
+  const out: ParamMap = new Map();
+  for (let i = 0; i < words.length; i++) {
+    let setting: string | undefined;
+    const w = words[i];
+    if (w === '-c') setting = words[++i];
+    else if (w.startsWith('-c')) setting = w.slice(2);
+    else if (w.startsWith('--')) setting = w.slice(2);
+    if (setting === undefined) throw new Error(`unsupported option "${w}" in options (only -c name=value is supported)`);
+    const eq = setting.indexOf('=');
+    if (eq <= 0) throw new Error(`invalid setting "${setting}" in options: expected name=value`);
+    out.set(setting.slice(0, eq).toLowerCase().replace(/-/g, '_'), setting.slice(eq + 1));
+  }
+  return out;
+}
+
+/**
+ * The parameters a client asks for at startup, validated. `_pq_.` protocol options are returned separately
+ * so the caller can answer them with NegotiateProtocolVersion.
+ */
+export function startupParameters(params: Map<string, string>): { wanted: ParamMap; protocolOptions: string[] } {
+  const wanted: ParamMap = new Map();
+  const protocolOptions: string[] = [];
+  for (const [rawKey, value] of params) {
+    if (rawKey.startsWith('_pq_.')) {
+      protocolOptions.push(rawKey);
+      continue;
+    }
+    const key = rawKey.toLowerCase();
+    if (NOT_PARAMETERS.has(key)) continue;
+    if (!GUC_NAME.test(rawKey)) throw new Error(`invalid parameter name "${rawKey}"`);
+    wanted.set(key, value);
+  }
+  const options = params.get('options');
+  if (options !== undefined && options.trim() !== '') {
+    for (const [k, v] of parseOptions(options)) {
+      if (!GUC_NAME.test(k)) throw new Error(`invalid parameter name "${k}" in options`);
+      if (!wanted.has(k)) wanted.set(k, v);
+    }
+  }
+  return { wanted, protocolOptions };
+}
+
+function quoteLiteral(v: string): string {
+  return "'" + v.replace(/'/g, "''") + "'";
+}
+
+/**
+ * The query that turns a server's parameters into the ones the client wants, or null when they agree.
+ * `wanted` holds every reported parameter (pool defaults included) plus the unreported ones the client set;
+ * `status` is what the server reported, `extra` the unreported values Doorman set on it. An unreported
+ * parameter the server holds but the client did not ask for is RESET.
+ */
+export function syncQuery(wanted: ParamMap, status: ParamMap, extra: ParamMap): string | null {
+  let q = '';
+  for (const [k, v] of wanted) {
+    const current = isReported(k) ? status.get(k) : extra.get(k);
+    if (current !== v) q += `SET ${k} TO ${quoteLiteral(v)};`;
+  }
+  for (const k of extra.keys()) {
+    if (!wanted.has(k)) q += `RESET ${k};`;
+  }
+  return q === '' ? null : q;
+}
+
+/** After a sync query succeeds the server holds the client's unreported values (reported ones arrive as ParameterStatus). */
+export function applySync(wanted: ParamMap, extra: ParamMap): void {
+  extra.clear();
+  for (const [k, v] of wanted) if (!isReported(k)) extra.set(k, v);
+}
+
+/** RESET ALL returns unreported parameters to their defaults; reported ones are re-announced by the server. */
+export function forgetUnreported(extra: ParamMap): void {
+  extra.clear();
+}

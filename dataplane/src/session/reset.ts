@@ -1,0 +1,68 @@
+/**
+ * Server reset on check-in, done only for what the transaction left behind.
+ *
+ * CommandComplete tags tell what a client did to the session; each flag names the statement that undoes it.
+ * A read-only transaction leaves no flag and pays nothing. Session mode always uses DISCARD ALL.
+ */
+
+export const enum Dirty {
+  None = 0,
+  /** SET (not SET LOCAL, which ends with the transaction; the tag is the same, so both count). */
+  Settings = 1,
+  /** DECLARE CURSOR (a WITH HOLD cursor outlives the transaction). */
+  Cursors = 2,
+  /** SQL PREPARE, or a named Parse passed through untouched. */
+  Prepared = 4,
+  /** LISTEN. */
+  Listen = 8,
+  /** Anything only DISCARD ALL undoes. */
+  Everything = 16,
+}
+
+const TAGS: ReadonlyArray<[Buffer, number, number]> = [
+  // tag with its terminating NUL, flags set, flags cleared
+  [Buffer.from('SET\0'), Dirty.Settings, 0],
+  [Buffer.from('DECLARE CURSOR\0'), Dirty.Cursors, 0],
+  [Buffer.from('CLOSE CURSOR ALL\0'), 0, Dirty.Cursors],
+  [Buffer.from('PREPARE\0'), Dirty.Prepared, 0],
+  [Buffer.from('DEALLOCATE ALL\0'), 0, Dirty.Prepared],
+  [Buffer.from('LISTEN\0'), Dirty.Listen, 0],
+  [Buffer.from('DISCARD ALL\0'), 0, Dirty.Settings | Dirty.Cursors | Dirty.Prepared | Dirty.Listen | Dirty.Everything],
+  [Buffer.from('DISCARD TEMP\0'), 0, 0],
+];
+
+/** Longest tag above; anything longer is not one of them (e.g. "SELECT 1000000"). */
+const MAX_TAG = 17;
+
+/**
+ * New dirty flags after a CommandComplete at buf[start..end) (buf[start] = 'C').
+ * Compares bytes only when the length matches one of the tags, so SELECT/INSERT cost two comparisons.
+ */
+export function dirtyAfterCommand(flags: number, buf: Buffer, start: number, end: number): number {
+  const bodyLen = end - start - 5;
+  if (bodyLen > MAX_TAG) return flags;
+  for (let i = 0; i < TAGS.length; i++) {
+    const [tag, set, clear] = TAGS[i];
+    if (tag.length !== bodyLen) continue;
+    if (buf.compare(tag, 0, tag.length, start + 5, end) === 0) return (flags | set) & ~clear;
+  }
+  return flags;
+}
+
+/**
+ * The statements that reset a server, each to be sent as its own Query (DISCARD ALL refuses to run in the
+ * implicit transaction block a multi-statement query opens). `txStatus` is the last ReadyForQuery status.
+ */
+export function resetStatements(flags: number, txStatus: number, sessionMode: boolean): string[] {
+  const out: string[] = [];
+  if (txStatus !== 0x49 /* 'I' */) out.push('ROLLBACK');
+  if (sessionMode || (flags & Dirty.Everything) !== 0) {
+    out.push('DISCARD ALL');
+    return out;
+  }
+  if (flags & Dirty.Settings) out.push('SET SESSION AUTHORIZATION DEFAULT', 'RESET ALL');
+  if (flags & Dirty.Cursors) out.push('CLOSE ALL');
+  if (flags & Dirty.Prepared) out.push('DEALLOCATE ALL');
+  if (flags & Dirty.Listen) out.push('UNLISTEN *');
+  return out;
+}

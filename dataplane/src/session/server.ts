@@ -1,0 +1,456 @@
+/**
+ * A connection from Doorman to PostgreSQL: connect (optionally TLS), log in, then relay the server's
+ * messages to whichever client the pool attached, reading only what the pooler must act on.
+ *
+ * States: Connecting -> TlsNegotiation? -> Login -> Ready -> Closed. Internal queries (health check,
+ * parameter sync, reset) run in Ready with the client detached; their responses never reach a client.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { md5Response } from '../auth/md5.js';
+import { ScramClientExchange, SCRAM_SHA_256 } from '../auth/scram.js';
+import { Framer, FrameKind } from '../protocol/framer.js';
+import { AuthCode, BackendCode, BACKEND_STREAMABLE, TxStatus } from '../protocol/codes.js';
+import { readAuthentication, readBackendKeyData, readErrorFields, readParameterStatus, type ErrorInfo } from '../protocol/backend.js';
+import { cancelRequest, passwordMessage, query, saslInitialResponse, saslResponse, sslRequest, startupMessage, TERMINATE } from '../protocol/frontend.js';
+import type { Pool } from '../pool/pool.js';
+import { ServerPoolState, type PoolServer } from '../pool/members.js';
+import { isReported, type ParamMap } from './params.js';
+import { dirtyAfterCommand } from './reset.js';
+import type { ClientConnection } from './client.js';
+import type { ServerCredentials } from './credentials.js';
+import type { SessionHost } from './host.js';
+
+export const enum ServerState {
+  Connecting,
+  TlsNegotiation,
+  Login,
+  Ready,
+  Closed,
+}
+
+type InternalDone = (ok: boolean, error?: ErrorInfo) => void;
+
+let nextServerId = 1;
+
+export class ServerConnection implements PoolServer {
+  readonly id = nextServerId++;
+  state = ServerState.Connecting;
+  poolState = ServerPoolState.Opening;
+  socket: net.Socket;
+  readonly framer: Framer;
+  /** The client whose bytes flow to this server (attached). */
+  client: ClientConnection | null = null;
+  /** The client the pool chose while the server is checked and synced for it. */
+  reservedFor: ClientConnection | null = null;
+  processId = 0;
+  secretKey = 0;
+  readonly status: ParamMap = new Map();
+  readonly extra: ParamMap = new Map();
+  readonly startupStatus: [string, string][] = [];
+  readonly createdAt: number;
+  lastUsed: number;
+  dirty = 0;
+  txStatus: number = TxStatus.Idle;
+  sessionUsed = false;
+  cancelsInFlight = 0;
+  onCancelsDone: (() => void) | null = null;
+  tls = false;
+  closeReason = '';
+
+  private internalLeft = 0;
+  private internalDone: InternalDone | null = null;
+  private internalError: ErrorInfo | undefined;
+  private connectDone: ((err: string | null, fatalForClients: boolean) => void) | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private scram: ScramClientExchange | null = null;
+  private closedNotified = false;
+  /** The client stopped reading; this socket is paused until it drains. */
+  pausedForClient = false;
+
+  constructor(
+    readonly pool: Pool,
+    private readonly host: SessionHost,
+    private readonly creds: ServerCredentials,
+  ) {
+    this.createdAt = host.now;
+    this.lastUsed = host.now;
+    this.framer = new Framer({ maxMessageSize: host.general.maxMessageSize, streamable: BACKEND_STREAMABLE, streamThreshold: 64 * 1024 });
+    this.socket = new net.Socket();
+  }
+
+  /** Read through a getter so that narrowing on `state` does not hide changes made by callbacks. */
+  get closed(): boolean {
+    return this.state === ServerState.Closed;
+  }
+
+  get unixSocket(): boolean {
+    return this.pool.db.serverHost.startsWith('/');
+  }
+
+  // ---- connect and login ----
+
+  connect(done: (err: string | null, fatalForClients: boolean) => void): void {
+    this.connectDone = done;
+    this.connectTimer = setTimeout(() => this.loginFailed(`timeout after ${this.host.general.connectTimeout} ms connecting to the server`, false), this.host.general.connectTimeout);
+    const db = this.pool.db;
+    const s = this.socket;
+    this.bindSocket(s);
+    s.once('connect', () => {
+      if (this.state !== ServerState.Connecting) return;
+      s.setNoDelay(this.host.general.tcpNoDelay);
+      if (this.host.general.tcpKeepalive) s.setKeepAlive(true, 30000);
+      if (db.serverTlsMode !== 'disable' && !this.unixSocket) {
+        this.state = ServerState.TlsNegotiation;
+        s.write(sslRequest());
+      } else {
+        this.startLogin();
+      }
+    });
+    if (this.unixSocket) s.connect({ path: `${db.serverHost}/.s.PGSQL.${db.serverPort}` });
+    else s.connect({ host: db.serverHost, port: db.serverPort });
+  }
+
+  private bindSocket(s: net.Socket): void {
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('error', (err) => {
+      if (this.state !== ServerState.Ready) this.loginFailed(err.message, false);
+      else this.closeReason ||= err.message;
+    });
+    s.on('close', () => this.onClose());
+    s.on('drain', () => {
+      const c = this.client;
+      if (c !== null && c.pausedForServer) c.resumeReading();
+    });
+  }
+
+  private startLogin(): void {
+    this.state = ServerState.Login;
+    const params: Record<string, string> = { user: this.creds.username, database: this.pool.db.serverDatabase };
+    if (this.host.general.applicationName !== '') params.application_name = this.host.general.applicationName;
+    this.socket.write(startupMessage(params));
+  }
+
+  private upgradeToTls(): void {
+    const mode = this.pool.db.serverTlsMode;
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    const opts: tls.ConnectionOptions = {
+      socket: raw,
+      rejectUnauthorized: mode === 'verify-ca' || mode === 'verify-full',
+      ca: this.host.serverCa ?? undefined,
+    };
+    if (net.isIP(this.pool.db.serverHost) === 0) opts.servername = this.pool.db.serverHost;
+    // verify-ca checks the chain only; verify-full also the host name (libpq's meanings).
+    if (mode !== 'verify-full') opts.checkServerIdentity = () => undefined;
+    else if (net.isIP(this.pool.db.serverHost) !== 0) {
+      const ip = this.pool.db.serverHost;
+      opts.checkServerIdentity = (_h, cert) => tls.checkServerIdentity(ip, cert);
+    }
+    const t = tls.connect(opts);
+    this.socket = t;
+    this.tls = true;
+    this.bindSocket(t);
+    t.once('secureConnect', () => this.startLogin());
+  }
+
+  private loginFailed(reason: string, fatalForClients: boolean): void {
+    const done = this.connectDone;
+    if (done === null) return;
+    this.connectDone = null;
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.closeReason = reason;
+    this.state = ServerState.Closed;
+    this.socket.destroy();
+    done(reason, fatalForClients);
+  }
+
+  private onLoginMessage(buf: Buffer, start: number, end: number): void {
+    switch (buf[start]) {
+      case BackendCode.Authentication:
+        return this.onAuthRequest(buf, start, end);
+      case BackendCode.ParameterStatus: {
+        const [name, value] = readParameterStatus(buf, start, end);
+        this.status.set(name.toLowerCase(), value);
+        this.startupStatus.push([name, value]);
+        return;
+      }
+      case BackendCode.BackendKeyData: {
+        const k = readBackendKeyData(buf, start, end);
+        this.processId = k.processId;
+        this.secretKey = k.secretKey;
+        return;
+      }
+      case BackendCode.ErrorResponse: {
+        const e = readErrorFields(buf, start, end);
+        return this.loginFailed(`${e.severity}: ${e.message} (SQLSTATE ${e.code})`, true);
+      }
+      case BackendCode.ReadyForQuery: {
+        this.state = ServerState.Ready;
+        this.txStatus = buf[start + 5];
+        const done = this.connectDone;
+        this.connectDone = null;
+        if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+        this.connectTimer = null;
+        this.lastUsed = this.host.now;
+        done?.(null, false);
+        return;
+      }
+      case BackendCode.NoticeResponse:
+      case BackendCode.NegotiateProtocolVersion:
+        return;
+      default:
+        return this.loginFailed(`unexpected message type "${String.fromCharCode(buf[start])}" during login`, false);
+    }
+  }
+
+  private onAuthRequest(buf: Buffer, start: number, end: number): void {
+    const { type, data } = readAuthentication(buf, start, end);
+    const c = this.creds;
+    try {
+      switch (type) {
+        case AuthCode.Ok:
+          return;
+        case AuthCode.CleartextPassword:
+          if (c.password === null) return this.noPassword('password');
+          this.socket.write(passwordMessage(c.password));
+          return;
+        case AuthCode.MD5Password: {
+          const secret = c.password ?? c.md5Hash;
+          if (secret === null) return this.noPassword('md5');
+          this.socket.write(passwordMessage(md5Response(secret, c.username, data.subarray(0, 4))));
+          return;
+        }
+        case AuthCode.SASL: {
+          const mechanisms = data.toString('utf8').split('\0').filter((m) => m !== '');
+          if (!mechanisms.includes(SCRAM_SHA_256)) {
+            return this.loginFailed(`server offers SASL mechanisms ${mechanisms.join(', ')}, none of which Doorman supports`, true);
+          }
+          if (c.password === null) return this.noPassword('scram-sha-256');
+          this.scram = new ScramClientExchange(c.password);
+          this.socket.write(saslInitialResponse(SCRAM_SHA_256, Buffer.from(this.scram.clientFirst())));
+          return;
+        }
+        case AuthCode.SASLContinue:
+          if (this.scram === null) return this.loginFailed('unexpected SASLContinue', false);
+          this.socket.write(saslResponse(Buffer.from(this.scram.handleServerFirst(data.toString('utf8')))));
+          return;
+        case AuthCode.SASLFinal:
+          if (this.scram === null) return this.loginFailed('unexpected SASLFinal', false);
+          this.scram.verifyServerFinal(data.toString('utf8'));
+          this.scram = null;
+          return;
+        default:
+          return this.loginFailed(`server asks for authentication type ${type}, which Doorman does not support`, true);
+      }
+    } catch (err) {
+      this.loginFailed(`authentication with the server failed: ${(err as Error).message}`, true);
+    }
+  }
+
+  private noPassword(method: string): void {
+    this.loginFailed(
+      `the server asks for ${method} authentication but user "${this.pool.user.username}" has no usable server_password`,
+      true,
+    );
+  }
+
+  // ---- relaying ----
+
+  private onData(chunk: Buffer): void {
+    const f = this.framer;
+    f.push(chunk);
+    if (this.state === ServerState.TlsNegotiation) return this.onTlsAnswer(chunk);
+    let runStart = -1;
+    let runEnd = -1;
+    let kind: FrameKind;
+    while ((kind = f.next()) !== FrameKind.None) {
+      if (kind === FrameKind.Error) {
+        this.close('protocol violation from server');
+        return;
+      }
+      if (this.state !== ServerState.Ready) {
+        if (kind !== FrameKind.Message) return this.loginFailed('oversized message during login', false);
+        try {
+          this.onLoginMessage(f.buf, f.start, f.end);
+        } catch (err) {
+          this.loginFailed(`malformed message during login: ${(err as Error).message}`, false);
+        }
+        if (this.closed) return;
+        continue;
+      }
+      const client = this.client;
+      if (this.internalLeft > 0 || client === null) {
+        if (runStart >= 0 && this.client !== null) this.client.write(chunk, runStart, runEnd);
+        runStart = -1;
+        if (kind === FrameKind.Message) this.onDetachedMessage(f.buf, f.start, f.end);
+        if (this.closed) return;
+        continue;
+      }
+      if (kind === FrameKind.Message) {
+        const buf = f.buf;
+        const start = f.start;
+        switch (f.code) {
+          case BackendCode.ReadyForQuery:
+            this.txStatus = buf[start + 5];
+            client.pending--;
+            break;
+          case BackendCode.CommandComplete:
+            this.dirty = dirtyAfterCommand(this.dirty, buf, start, f.end);
+            break;
+          case BackendCode.ParameterStatus:
+            this.onParameterStatus(buf, start, f.end, client);
+            break;
+        }
+      }
+      if (f.buf === chunk) {
+        if (runEnd === f.start && runStart >= 0) {
+          runEnd = f.end;
+        } else {
+          if (runStart >= 0) client.write(chunk, runStart, runEnd);
+          runStart = f.start;
+          runEnd = f.end;
+        }
+      } else {
+        if (runStart >= 0) client.write(chunk, runStart, runEnd);
+        runStart = -1;
+        client.write(f.buf, f.start, f.end);
+      }
+    }
+    const client = this.client;
+    if (client === null) return;
+    if (runStart >= 0) client.write(chunk, runStart, runEnd);
+    client.afterServerData(this);
+  }
+
+  private onTlsAnswer(chunk: Buffer): void {
+    const answer = chunk[0];
+    const mode = this.pool.db.serverTlsMode;
+    if (chunk.length !== 1) return this.loginFailed('unexpected data after the answer to SSLRequest', false);
+    if (answer === 0x53 /* 'S' */) return this.upgradeToTls();
+    if (answer === 0x4e /* 'N' */ && mode === 'prefer') return this.startLogin();
+    this.loginFailed(answer === 0x4e ? `the server does not support TLS (server_tls_mode ${mode})` : 'invalid answer to SSLRequest', answer === 0x4e);
+  }
+
+  private onParameterStatus(buf: Buffer, start: number, end: number, client: ClientConnection | null): void {
+    const [name, value] = readParameterStatus(buf, start, end);
+    const key = name.toLowerCase();
+    this.status.set(key, value);
+    if (client !== null && isReported(key)) client.wanted.set(key, value);
+  }
+
+  /** Messages while no client is attached: internal query responses, or something unsolicited. */
+  private onDetachedMessage(buf: Buffer, start: number, end: number): void {
+    switch (buf[start]) {
+      case BackendCode.ParameterStatus:
+        return this.onParameterStatus(buf, start, end, this.reservedFor);
+      case BackendCode.ReadyForQuery:
+        this.txStatus = buf[start + 5];
+        if (this.internalLeft > 0 && --this.internalLeft === 0) {
+          const done = this.internalDone;
+          const error = this.internalError;
+          this.internalDone = null;
+          this.internalError = undefined;
+          done?.(error === undefined, error);
+        }
+        return;
+      case BackendCode.ErrorResponse: {
+        const e = readErrorFields(buf, start, end);
+        if (this.internalLeft > 0) {
+          this.internalError ??= e;
+          return;
+        }
+        // Unsolicited: the backend is going away (terminated, idle timeout); the close follows.
+        this.closeReason = `${e.severity}: ${e.message} (SQLSTATE ${e.code})`;
+        return;
+      }
+      case BackendCode.CommandComplete:
+      case BackendCode.EmptyQueryResponse:
+      case BackendCode.NoticeResponse:
+      case BackendCode.NotificationResponse:
+      case BackendCode.RowDescription:
+      case BackendCode.DataRow:
+        return;
+      default:
+        if (this.internalLeft > 0) return;
+        this.close(`unexpected message type "${String.fromCharCode(buf[start])}" from an idle server`);
+    }
+  }
+
+  runInternal(statements: string[], done: InternalDone): void {
+    if (this.state !== ServerState.Ready) {
+      process.nextTick(done, false);
+      return;
+    }
+    this.internalLeft = statements.length;
+    this.internalDone = done;
+    this.internalError = undefined;
+    if (statements.length === 1) this.socket.write(query(statements[0]));
+    else this.socket.write(Buffer.concat(statements.map((s) => query(s))));
+  }
+
+  write(buf: Buffer, start: number, end: number): void {
+    this.socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+  }
+
+  /** Sends a CancelRequest for this backend on a new connection; the server is not reused until it is done. */
+  cancel(): void {
+    if (this.state !== ServerState.Ready) return;
+    this.cancelsInFlight++;
+    const db = this.pool.db;
+    const s = this.unixSocket ? net.connect({ path: `${db.serverHost}/.s.PGSQL.${db.serverPort}` }) : net.connect({ host: db.serverHost, port: db.serverPort });
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      s.destroy();
+      if (--this.cancelsInFlight === 0 && this.onCancelsDone !== null) {
+        const next = this.onCancelsDone;
+        this.onCancelsDone = null;
+        next();
+      }
+    };
+    s.setTimeout(this.host.general.connectTimeout, finish);
+    s.on('connect', () => s.end(cancelRequest(this.processId, this.secretKey)));
+    s.on('error', finish);
+    s.on('close', finish);
+  }
+
+  // ---- closing ----
+
+  /** Closes the connection politely (Terminate) unless it is broken. */
+  close(reason: string): void {
+    if (this.state === ServerState.Closed) return;
+    this.closeReason ||= reason;
+    const wasReady = this.state === ServerState.Ready;
+    if (this.connectDone !== null) return this.loginFailed(reason, false);
+    this.state = ServerState.Closed;
+    if (wasReady && !this.socket.destroyed) this.socket.end(TERMINATE);
+    else this.socket.destroy();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private onClose(): void {
+    if (this.connectDone !== null) {
+      this.loginFailed(this.closeReason || 'the server closed the connection during login', false);
+    }
+    if (this.closedNotified) return;
+    this.closedNotified = true;
+    this.state = ServerState.Closed;
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.pool.serverGone(this);
+    this.host.serverClosed(this);
+    const client = this.client;
+    this.client = null;
+    if (client !== null) client.serverLost(this, this.closeReason || 'the server closed the connection unexpectedly');
+    const done = this.internalDone;
+    this.internalDone = null;
+    this.internalLeft = 0;
+    done?.(false);
+    if (this.cancelsInFlight > 0) {
+      this.cancelsInFlight = 0;
+      this.onCancelsDone = null;
+    }
+  }
+}
