@@ -243,7 +243,7 @@ export class Doorman implements SessionHost, PoolHost {
       this.log.info({ graceful, clients: this.clientCount, timeoutMs: graceful ? this.general.shutdownTimeout : 0 }, 'shutting down');
       if (graceful) {
         for (const c of [...this.clients]) {
-          if (c.state === ClientState.Idle || c.state <= ClientState.Auth || c.state === ClientState.Waiting) {
+          if (c.state <= ClientState.Auth || c.betweenTransactions) {
             c.fatal({ code: 'DM_ADMIN_SHUTDOWN', sqlstate: '57P01', severity: 'FATAL' }, 'terminating connection due to administrator command');
           }
         }

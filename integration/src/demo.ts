@@ -66,7 +66,14 @@ async function runThrowaway(): Promise<void> {
     `ALTER DATABASE app OWNER TO ${APP.user};`,
   ].join('\n'));
 
-  const config = doormanConfigFor(pg, { database: 'app', users: [APP], poolMode: 'transaction', poolSize: 10 });
+  const config = doormanConfigFor(pg, {
+    database: 'app',
+    users: [APP],
+    poolMode: 'transaction',
+    poolSize: 10,
+    // Doorman sees a pipe (we forward its output), so ask for the human format when a person watches.
+    general: process.stdout.isTTY ? { log_format: 'pretty' } : {},
+  });
   console.log(`demo: PostgreSQL on 127.0.0.1:${pg.port}; starting Doorman...`);
   doorman = await startDoorman(config, {
     keepAlive: true,

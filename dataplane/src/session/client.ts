@@ -137,8 +137,11 @@ export class ClientConnection implements PoolClient {
     return this.state === ClientState.Waiting;
   }
 
-  get loggedIn(): boolean {
-    return this.state >= ClientState.Idle && this.state !== ClientState.Closed && !this.loginPending;
+  /** Between transactions: nothing in flight and, if a server is attached, it is idle. */
+  get betweenTransactions(): boolean {
+    if (this.pending > 0 || this.unsynced) return false;
+    if (this.state === ClientState.Idle || this.state === ClientState.Waiting) return true;
+    return this.state === ClientState.Active && this.server !== null && this.server.txStatus === TxStatus.Idle;
   }
 
   // ---- relaying ----
@@ -244,13 +247,12 @@ export class ClientConnection implements PoolClient {
 
   /** Called by the server after relaying a chunk: release at transaction end, apply backpressure. */
   afterServerData(s: ServerConnection): void {
-    if (this.pending <= 0 && !this.unsynced && s.txStatus === TxStatus.Idle) {
+    if (this.pending <= 0 && !this.unsynced && s.txStatus === TxStatus.Idle && !this.framer.inStream) {
       this.pending = 0;
-      if (this.pool!.transactionMode && !this.framer.inStream) {
-        this.releaseServer();
-        if (this.host.shuttingDown) this.fatal(E.adminShutdown, 'terminating connection due to administrator command');
-        return;
-      }
+      if (this.pool!.transactionMode) this.releaseServer();
+      // Shutting down: a client leaves at its first transaction boundary, in either pool mode.
+      if (this.host.shuttingDown) return this.fatal(E.adminShutdown, 'terminating connection due to administrator command');
+      if (this.server === null) return;
     }
     if (this.socket.writableLength > this.host.general.maxBufferedBytes && !s.pausedForClient) {
       s.pausedForClient = true;

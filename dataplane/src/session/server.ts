@@ -127,7 +127,7 @@ export class ServerConnection implements PoolServer {
   private startLogin(): void {
     this.state = ServerState.Login;
     const params: Record<string, string> = { user: this.creds.username, database: this.pool.db.serverDatabase };
-    if (this.host.general.applicationName !== '') params.application_name = this.host.general.applicationName;
+    if (this.pool.db.applicationName !== '') params.application_name = this.pool.db.applicationName;
     this.socket.write(startupMessage(params));
   }
 

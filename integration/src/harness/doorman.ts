@@ -24,8 +24,8 @@ export const DOORMAN_CLI = process.env.DOORMAN_CLI ?? path.join(REPO_ROOT, 'data
 
 /** Admin account written by doormanConfigFor(). */
 export const DOORMAN_ADMIN: Credentials = { user: 'admin', password: 'admin-secret' };
-/** Virtual database that serves the admin console (SHOW POOLS, ...), as in PgDoorman. */
-export const DOORMAN_ADMIN_DB = 'pgdoorman';
+/** Virtual database that serves the admin console (SHOW POOLS, ...); `pgbouncer` is an alias. */
+export const DOORMAN_ADMIN_DB = 'doorman';
 
 export interface DoormanUserConfig {
   username: string;

@@ -94,10 +94,6 @@ test('every server-affecting field changes the user fingerprint', () => {
     [{}, { serverPassword: 'server-secret' }],
     [{}, { password: 'another-client-secret' }],
     [{}, { poolMode: 'session' }],
-    [{}, { poolSize: 41 }],
-    [{}, { minPoolSize: 1 }],
-    [{}, { reservePoolSize: 1 }],
-    [{}, { serverLifetime: 60_000 }],
   ];
   const seen = new Set([base]);
   for (const [p, u] of cases) {
@@ -114,4 +110,6 @@ test('the user fingerprint ignores what does not touch server connections', () =
   assert.equal(userFingerprint(pool(), user({ serverPassword: 'server-secret', password: 'rotated' })), base);
   // Other users and client-facing pool settings do not matter.
   assert.equal(userFingerprint(pool({ queryWaitTimeout: 1, users: [] }), withServerPassword), base);
+  // Sizes and lifetimes are applied to the running pool on reload.
+  assert.equal(userFingerprint(pool(), user({ serverPassword: 'server-secret', poolSize: 41, minPoolSize: 1, reservePoolSize: 2, serverLifetime: 60_000 })), base);
 });

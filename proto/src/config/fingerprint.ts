@@ -28,7 +28,8 @@ export function poolFingerprint(pool: PoolConfig): string {
 
 /**
  * Identifies what a (pool, user) pair's server connections are: where they go, how they log in and
- * what they are used for. Equal fingerprints mean existing server connections can be kept.
+ * what they are used for. Equal fingerprints mean existing server connections can be kept; sizes and
+ * lifetimes are left out because a reload applies them to the running pool in place.
  * General-level settings (connect timeout, CA file, ...) are not included; compare those separately.
  */
 export function userFingerprint(pool: PoolConfig, user: UserConfig): string {
@@ -46,10 +47,6 @@ export function userFingerprint(pool: PoolConfig, user: UserConfig): string {
       // The client secret doubles as the server secret when no server_password is set.
       serverSecret: user.serverPassword ?? user.password,
       poolMode: user.poolMode,
-      poolSize: user.poolSize,
-      minPoolSize: user.minPoolSize,
-      reservePoolSize: user.reservePoolSize,
-      serverLifetime: user.serverLifetime,
     }),
   );
 }

@@ -389,11 +389,9 @@ test('pg_hba problems', () => {
   ]);
 });
 
-test('the legacy hba CIDR list is accepted with a warning and not converted', () => {
-  const { config, warnings } = parse('general:\n  hba: ["10.0.0.0/8", "127.0.0.1/32"]\n');
-  assert.equal(config.general.pgHba, null);
-  assert.deepEqual(warnings, [
-    ['general.hba', 'the legacy CIDR allow-list is not supported and is NOT enforced: express it as general.pg_hba rules'],
+test('the legacy hba CIDR list is refused rather than silently not enforced', () => {
+  assert.deepEqual(issuesOf('general:\n  hba: ["10.0.0.0/8", "127.0.0.1/32"]\n'), [
+    ['general.hba', 'the legacy CIDR allow-list is not supported: express it as general.pg_hba rules (e.g. "host all all 10.0.0.0/8 scram-sha-256")'],
   ]);
   assert.deepEqual(issuesOf('general:\n  hba: "10.0.0.0/8"\n'), [
     ['general.hba', 'must be a list of CIDR addresses, got "10.0.0.0/8"'],

@@ -359,7 +359,8 @@ function checkLegacyHba(c: Collector, m: YamlMap, hasPgHba: boolean): void {
   if (hasPgHba) {
     c.issue(path, 'cannot be set together with general.pg_hba; express the allowed addresses as pg_hba rules');
   } else {
-    c.warn(path, 'the legacy CIDR allow-list is not supported and is NOT enforced: express it as general.pg_hba rules');
+    // Failing closed: silently accepting every address would grant more than the operator configured.
+    c.issue(path, 'the legacy CIDR allow-list is not supported: express it as general.pg_hba rules (e.g. "host all all 10.0.0.0/8 scram-sha-256")');
   }
 }
 

@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { applySync, parseOptions, reportedName, startupParameters, syncQuery } from './params.js';
+
+test('parseOptions reads -c and -- settings with escaped spaces', () => {
+  const m = parseOptions('-c geqo=off --search_path=a\\ b   -cstatement_timeout=5s');
+  assert.deepEqual([...m], [
+    ['geqo', 'off'],
+    ['search_path', 'a b'],
+    ['statement_timeout', '5s'],
+  ]);
+});
+
+test('parseOptions refuses switches a pooler cannot honour', () => {
+  assert.throws(() => parseOptions('-B 100'), /unsupported option "-B"/);
+  assert.throws(() => parseOptions('-c novalue'), /expected name=value/);
+});
+
+test('startupParameters lower-cases names, skips user/database, merges options, splits _pq_ options', () => {
+  const { wanted, protocolOptions } = startupParameters(
+    new Map([
+      ['user', 'u'],
+      ['database', 'd'],
+      ['DateStyle', 'ISO'],
+      ['application_name', 'psql'],
+      ['_pq_.compression', 'on'],
+      ['options', '-c DateStyle=German -c extra_float_digits=3'],
+    ]),
+  );
+  assert.deepEqual([...wanted], [
+    ['datestyle', 'ISO'],
+    ['application_name', 'psql'],
+    ['extra_float_digits', '3'],
+  ]);
+  assert.deepEqual(protocolOptions, ['_pq_.compression']);
+  assert.throws(() => startupParameters(new Map([['bad name', 'x']])), /invalid parameter name/);
+});
+
+test('syncQuery sets what differs and resets unreported leftovers', () => {
+  const wanted = new Map([
+    ['timezone', 'UTC'],
+    ['application_name', "it's"],
+    ['extra_float_digits', '3'],
+  ]);
+  const status = new Map([
+    ['timezone', 'UTC'],
+    ['application_name', 'doorman'],
+    ['server_version', '15.18'],
+  ]);
+  const extra = new Map([['search_path', 'x']]);
+  assert.equal(syncQuery(wanted, status, extra), "SET application_name TO 'it''s';SET extra_float_digits TO '3';RESET search_path;");
+  applySync(wanted, extra);
+  assert.deepEqual([...extra], [['extra_float_digits', '3']]);
+  status.set('application_name', "it's");
+  assert.equal(syncQuery(wanted, status, extra), null);
+});
+
+test('reportedName restores PostgreSQL spelling', () => {
+  assert.equal(reportedName('datestyle'), 'DateStyle');
+  assert.equal(reportedName('timezone'), 'TimeZone');
+  assert.equal(reportedName('search_path'), 'search_path');
+});
