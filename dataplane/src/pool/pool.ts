@@ -72,9 +72,9 @@ export class Pool {
     this.grow();
   }
 
-  /** A queued client went away. */
-  cancelWait(client: PoolClient): void {
-    if (this.waiters.removeWhere((c) => c === client) > 0) this.waiting--;
+  /** A queued client went away; its queue entry is skipped when it reaches the head. */
+  cancelWait(): void {
+    this.waiting--;
   }
 
   /** A client is done with its server (transaction end in transaction mode, disconnect in session mode). */

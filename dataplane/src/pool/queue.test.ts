@@ -16,15 +16,6 @@ test('queue keeps FIFO order across wrap-around and growth', () => {
   assert.equal(q.peek(), undefined);
 });
 
-test('removeWhere drops matching items and keeps order', () => {
-  const q = new Queue<number>(4);
-  for (let i = 0; i < 10; i++) q.push(i);
-  assert.equal(q.removeWhere((n) => n % 3 === 0), 4);
-  const rest: number[] = [];
-  while (q.length) rest.push(q.shift() as number);
-  assert.deepEqual(rest, [1, 2, 4, 5, 7, 8]);
-});
-
 test('unshift puts an item back at the head, also when full', () => {
   const q = new Queue<number>(2);
   q.push(1);

@@ -42,19 +42,6 @@ export class Queue<T> {
     return item;
   }
 
-  /** Removes every item for which `drop` returns true, keeping the order of the rest. */
-  removeWhere(drop: (item: T) => boolean): number {
-    const kept: T[] = [];
-    let removed = 0;
-    while (this.count > 0) {
-      const item = this.shift() as T;
-      if (drop(item)) removed++;
-      else kept.push(item);
-    }
-    for (const item of kept) this.push(item);
-    return removed;
-  }
-
   private grow(): void {
     const next = new Array<T | undefined>(this.items.length * 2);
     for (let i = 0; i < this.count; i++) next[i] = this.items[(this.head + i) % this.items.length];

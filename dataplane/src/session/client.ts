@@ -576,7 +576,7 @@ export class ClientConnection implements PoolClient {
     this.state = ClientState.Closed;
     this.queued = [];
     this.queuedBytes = 0;
-    if (prev === ClientState.Waiting) this.pool!.cancelWait(this);
+    if (prev === ClientState.Waiting) this.pool!.cancelWait();
     if (prev === ClientState.Reserved && this.reserved !== null) {
       (this.reserved as ServerConnection).reservedFor = null;
       this.reserved = null;
