@@ -25,16 +25,23 @@ npm run --silent build
 unit_rc=0
 integration_rc=0
 
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
 step "unit tests"
-npm run --silent test:unit || unit_rc=$?
+npm run --silent test:unit 2>&1 | tee "$logs/unit.log" || unit_rc=$?
 
 step "integration tests"
-npm run --silent test:integration || integration_rc=$?
+npm run --silent test:integration 2>&1 | tee "$logs/integration.log" || integration_rc=$?
+
+# node's runner prints "# pass N" / "# fail N" per stage; one combined line for whoever reads the end.
+count() { awk -v k="# $1" 'index($0, k" ") == 1 { n += $3 } END { print n + 0 }' "$logs"/*.log; }
 
 verdict() { if [[ "$1" -eq 0 ]]; then echo "passed"; else echo "FAILED (exit $1)"; fi; }
 printf '\n==> summary\n'
 printf '  unit tests:        %s\n' "$(verdict "$unit_rc")"
 printf '  integration tests: %s\n' "$(verdict "$integration_rc")"
+printf '%s passed, %s failed, %s skipped\n' "$(count pass)" "$(count fail)" "$(count skipped)"
 
 if [[ "$unit_rc" -ne 0 || "$integration_rc" -ne 0 ]]; then
   exit 1

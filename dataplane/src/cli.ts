@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * `doorman CONFIG` runs the data plane; `doorman check CONFIG` validates a config file.
  */

@@ -2,8 +2,6 @@
 // a Doorman in front of it; with arguments, the data plane run on them.
 import { spawn } from 'node:child_process';
 import {
-  DOORMAN_ADMIN,
-  DOORMAN_ADMIN_DB,
   DOORMAN_CLI,
   REPO_ROOT,
   doormanConfigFor,
@@ -81,13 +79,11 @@ async function runThrowaway(): Promise<void> {
   });
   const { port } = doorman;
   const appUrl = doorman.connectionString(APP.user, APP.password, 'app');
-  const adminUrl = doorman.connectionString(DOORMAN_ADMIN.user, DOORMAN_ADMIN.password, DOORMAN_ADMIN_DB);
   console.log([
     '',
     `Doorman is listening on 127.0.0.1:${port} (pool "app", transaction mode, pool_size 10).`,
     '',
     `  connect:  psql "${appUrl}"`,
-    `  admin:    psql "${adminUrl}" -c 'SHOW POOLS'`,
     `  bench:    PGPASSWORD=${APP.password} pgbench -h 127.0.0.1 -p ${port} -U ${APP.user} -i app`,
     `            PGPASSWORD=${APP.password} pgbench -h 127.0.0.1 -p ${port} -U ${APP.user} -S -c 10 -T 10 app`,
     `  direct:   psql "${pg.superuserUrl('app')}"   (PostgreSQL itself, bypassing Doorman)`,
