@@ -3,7 +3,7 @@
  */
 import { Command, Option } from 'commander';
 import { ConfigError } from '@doorman/proto';
-import { loadConfig } from './config/load.js';
+import { loadConfig, type LoadedConfig } from './config/load.js';
 import { Doorman } from './doorman.js';
 import { createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
@@ -19,6 +19,15 @@ function fail(err: unknown, what: string): never {
   process.exit(2);
 }
 
+function loadOrExit(configPath: string): { loaded: LoadedConfig; warnings: string[] } {
+  const warnings: string[] = [];
+  try {
+    return { loaded: loadConfig(configPath, (path, message) => warnings.push(`${path}: ${message}`)), warnings };
+  } catch (err) {
+    fail(err, configPath);
+  }
+}
+
 const program = new Command()
   .name('doorman')
   .description('Doorman data plane: a PostgreSQL connection pooler (session and transaction pooling)')
@@ -28,13 +37,7 @@ const program = new Command()
   .addOption(new Option('-F, --log-format <format>', 'log format (default: pretty on a terminal, JSON otherwise)').choices(['json', 'pretty']))
   .showHelpAfterError()
   .action(async (configPath: string, opts: { logLevel?: LogLevel; logFormat?: 'json' | 'pretty' }) => {
-    const warnings: string[] = [];
-    let loaded;
-    try {
-      loaded = loadConfig(configPath, (path, message) => warnings.push(`${path}: ${message}`));
-    } catch (err) {
-      fail(err, configPath);
-    }
+    const { loaded, warnings } = loadOrExit(configPath);
     const g = loaded.config.general;
     const log = createLogger(opts.logLevel ?? g.logLevel, opts.logFormat ?? g.logFormat);
     for (const w of warnings) log.warn(w);
@@ -68,13 +71,7 @@ program
   .argument('<config>', 'YAML config file')
   .option('--print', 'print the effective config with defaults filled in (secrets hidden)')
   .action((configPath: string, opts: { print?: boolean }) => {
-    const warnings: string[] = [];
-    let loaded;
-    try {
-      loaded = loadConfig(configPath, (path, message) => warnings.push(`${path}: ${message}`));
-    } catch (err) {
-      fail(err, configPath);
-    }
+    const { loaded, warnings } = loadOrExit(configPath);
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     if (opts.print) {
       const hide = (k: string, v: unknown): unknown => (/password/i.test(k) && typeof v === 'string' && v !== '' ? '[set]' : v);
