@@ -48,7 +48,10 @@ test('syncQuery sets what differs and resets unreported leftovers', () => {
     ['server_version', '15.18'],
   ]);
   const extra = new Map([['search_path', 'x']]);
-  assert.equal(syncQuery(wanted, status, extra), "SET application_name TO 'it''s';SET extra_float_digits TO '3';RESET search_path;");
+  assert.equal(
+    syncQuery(wanted, status, extra),
+    "SELECT set_config('application_name', 'it''s', false), set_config('extra_float_digits', '3', false);RESET search_path;",
+  );
   applySync(wanted, extra);
   assert.deepEqual([...extra], [['extra_float_digits', '3']]);
   status.set('application_name', "it's");

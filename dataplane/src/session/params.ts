@@ -3,7 +3,7 @@
  *
  * Keys are lower-case GUC names. Parameters PostgreSQL reports with ParameterStatus are learnt from the
  * server; the others (extra_float_digits, search_path, ...) are known only because Doorman set them itself.
- * When a client is linked to a server whose values differ, Doorman sends one SET/RESET query first.
+ * When a client is linked to a server whose values differ, Doorman sends one set_config()/RESET query first.
  */
 
 /** Reported (GUC_REPORT) parameters a session may change, with the spelling PostgreSQL reports. */
@@ -112,11 +112,14 @@ function quoteLiteral(v: string): string {
  * parameter the server holds but the client did not ask for is RESET.
  */
 export function syncQuery(wanted: ParamMap, status: ParamMap, extra: ParamMap): string | null {
-  let q = '';
+  // set_config() takes the value as one string, as a startup packet does: `SET search_path TO 'a,b'` would
+  // make a single schema named "a,b" of it.
+  let sets = '';
   for (const [k, v] of wanted) {
     const current = isReported(k) ? status.get(k) : extra.get(k);
-    if (current !== v) q += `SET ${k} TO ${quoteLiteral(v)};`;
+    if (current !== v) sets += `${sets === '' ? 'SELECT ' : ', '}set_config(${quoteLiteral(k)}, ${quoteLiteral(v)}, false)`;
   }
+  let q = sets === '' ? '' : sets + ';';
   for (const k of extra.keys()) {
     if (!wanted.has(k)) q += `RESET ${k};`;
   }
