@@ -326,6 +326,8 @@ export class ClientConnection implements PoolClient {
   }
 
   failWait(def: ErrorDef, message: string, detail?: string): void {
+    // The pool has already taken this client off its queue.
+    if (this.state === ClientState.Waiting) this.state = ClientState.Idle;
     this.fatal(def, message, detail);
   }
 
