@@ -35,6 +35,8 @@ export class Pool {
   /** The pool that replaced this one on reload, for clients still attached here. */
   successor: Pool | null = null;
   lastServerError: string | null = null;
+  /** What PostgreSQL reports for a client's spelling of a reported parameter ("iso" -> "ISO, MDY"). */
+  private readonly canonical = new Map<string, string>();
   private retryAt = 0;
   private retryDelay = 0;
   /** Counters since start. */
@@ -55,6 +57,16 @@ export class Pool {
 
   get transactionMode(): boolean {
     return this.user.poolMode === 'transaction';
+  }
+
+  canonicalValue(key: string, raw: string): string | undefined {
+    return this.canonical.get(`${key}\0${raw}`);
+  }
+
+  learnCanonical(key: string, raw: string, reported: string): void {
+    // Bounded: the spellings come from clients.
+    if (this.canonical.size >= 1024) this.canonical.clear();
+    this.canonical.set(`${key}\0${raw}`, reported);
   }
 
   /** A client needs a server: hand it one now, or queue it. */

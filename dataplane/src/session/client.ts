@@ -517,8 +517,9 @@ export class ClientConnection implements PoolClient {
     this.creds = null;
     this.host.registerCancelKey(this);
     const pool = this.pool!;
-    if (pool.defaults === null) {
-      // The first client of a pool waits for a server to learn what PostgreSQL reports at startup.
+    if (pool.defaults === null || !this.spellingsKnown(pool)) {
+      // The first client of a pool, or one spelling a parameter in a way not seen yet ("iso", "utf8"), waits
+      // for a server to learn what PostgreSQL reports, so the client sees exactly what PostgreSQL would send.
       this.wanted = new Map(this.startupWanted);
       this.loginPending = true;
       this.state = ClientState.Idle;
@@ -528,6 +529,16 @@ export class ClientConnection implements PoolClient {
     this.sendLoginOk(null);
   }
 
+  /** True when every reported parameter the client set at startup has a known reported form. */
+  private spellingsKnown(pool: Pool): boolean {
+    for (const [name, value] of pool.defaults!.status) {
+      const key = name.toLowerCase();
+      const raw = this.startupWanted.get(key);
+      if (raw !== undefined && raw !== value && pool.canonicalValue(key, raw) === undefined) return false;
+    }
+    return true;
+  }
+
   /** AuthenticationOk, the ParameterStatus set, BackendKeyData and ReadyForQuery in one write. */
   private sendLoginOk(s: ServerConnection | null): void {
     const pool = this.pool!;
@@ -535,7 +546,14 @@ export class ClientConnection implements PoolClient {
     const parts: Buffer[] = [authenticationOk()];
     for (const [name, value] of pool.defaults!.status) {
       const key = name.toLowerCase();
-      const v = s !== null ? (s.status.get(key) ?? value) : (this.startupWanted.get(key) ?? value);
+      const raw = this.startupWanted.get(key);
+      let v = value;
+      if (s !== null) {
+        v = s.status.get(key) ?? value;
+        if (raw !== undefined) pool.learnCanonical(key, raw, v);
+      } else if (raw !== undefined && raw !== value) {
+        v = pool.canonicalValue(key, raw) ?? raw;
+      }
       if (isReported(key)) wanted.set(key, v);
       parts.push(parameterStatus(name, v));
     }
