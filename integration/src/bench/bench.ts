@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { REPO_ROOT } from '../harness/index.js';
+import { renderChart } from './chart.js';
+import { renderManyClientsReport } from './many-clients-report.js';
+import { runManyClients } from './many-clients.js';
+import { parseBenchOptions, USAGE, type BenchOptions } from './options.js';
+import { collectNotes, renderNotes, renderReport, renderSummaryTable } from './report.js';
+import { runSuite } from './suite.js';
+
+/**
+ * `npm run bench -- [options]`: Doorman against PgBouncer and PostgreSQL with
+ * pgbench (or --many-clients), results in results/<timestamp>/. Every server
+ * is stopped at the end; on Ctrl-C the harness's exit hook kills them.
+ */
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+function commandLine(argv: readonly string[]): string {
+  const args = argv.map(shellQuote).join(' ');
+  if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${args ? ` -- ${args}` : ''}`;
+  const script = path.relative(process.cwd(), process.argv[1] ?? 'integration/dist/bench/bench.js');
+  return `node ${script}${args ? ` ${args}` : ''}`;
+}
+
+/** 2025-11-24T19-40-05Z: sortable and safe as a directory name. */
+function timestamp(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function runCells(options: BenchOptions, command: string, outDir: string): Promise<void> {
+  const rawPath = path.join(outDir, 'raw.json');
+  const results = await runSuite(options, command, {
+    log,
+    checkpoint: (partial) => writeFile(rawPath, JSON.stringify(partial, null, 2) + '\n'),
+  });
+  await writeFile(rawPath, JSON.stringify(results, null, 2) + '\n');
+  await writeFile(path.join(outDir, 'report.md'), renderReport(results));
+  await writeFile(path.join(outDir, 'chart.svg'), renderChart(results.cells));
+  const notes = collectNotes(results.cells);
+  process.stdout.write(`\n${renderSummaryTable(results.cells, notes)}\n\n${renderNotes(notes)}\n\n`);
+  log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,chart.svg,raw.json}`);
+}
+
+async function runMany(options: BenchOptions, command: string, outDir: string): Promise<void> {
+  const results = await runManyClients(options, command, log);
+  await writeFile(path.join(outDir, 'raw.json'), JSON.stringify(results, null, 2) + '\n');
+  const report = renderManyClientsReport(results);
+  await writeFile(path.join(outDir, 'report.md'), report);
+  process.stdout.write(`\n${report}\n`);
+  log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let options: BenchOptions;
+  try {
+    options = parseBenchOptions(argv);
+  } catch (err) {
+    log(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const command = commandLine(argv);
+  const outDir = path.join(REPO_ROOT, 'results', timestamp(new Date()));
+  await mkdir(outDir, { recursive: true });
+  log(`${command}\nwriting to ${outDir}`);
+  if (options.manyClients) await runMany(options, command, outDir);
+  else await runCells(options, command, outDir);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseBenchOptions } from './options.js';
+
+test('defaults: every cell, 15 s, all targets', () => {
+  assert.deepEqual(parseBenchOptions([]), {
+    quick: false,
+    durationSeconds: 15,
+    cells: undefined,
+    targets: ['doorman', 'pgbouncer', 'direct'],
+    manyClients: false,
+    connections: 10_000,
+    help: false,
+  });
+});
+
+test('--quick defaults to 5 s and --many-clients to 20 s; --duration wins over both', () => {
+  assert.equal(parseBenchOptions(['--quick']).durationSeconds, 5);
+  assert.equal(parseBenchOptions(['--many-clients']).durationSeconds, 20);
+  assert.equal(parseBenchOptions(['--quick', '--duration', '8']).durationSeconds, 8);
+  assert.equal(parseBenchOptions(['--duration=30']).durationSeconds, 30);
+});
+
+test('--cells, --targets (kept in canonical order) and --connections', () => {
+  const options = parseBenchOptions(['--cells', 'tls', '--targets', 'direct,doorman', '--many-clients', '--connections', '500']);
+  assert.equal(options.cells, 'tls');
+  assert.deepEqual(options.targets, ['doorman', 'direct']);
+  assert.equal(options.connections, 500);
+  assert.equal(options.manyClients, true);
+});
+
+test('bad values are refused with a message', () => {
+  assert.throws(() => parseBenchOptions(['--duration', '0']), /--duration must be a positive integer, got "0"/);
+  assert.throws(() => parseBenchOptions(['--duration', '2.5']), /--duration must be a positive integer/);
+  assert.throws(() => parseBenchOptions(['--targets', 'odyssey']), /unknown target "odyssey"/);
+  assert.throws(() => parseBenchOptions(['--targets', ',']), /empty list/);
+  assert.throws(() => parseBenchOptions(['--bogus']), /Unknown option '--bogus'/);
+  assert.throws(() => parseBenchOptions(['extra']), /positional/);
+});

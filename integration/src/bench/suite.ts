@@ -1,0 +1,157 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeTempDir, SCRAM_USER } from '../harness/index.js';
+import { directCapacity, filterCells, fullCells, quickCells, SELECT_ONLY_SCRIPT } from './cells.js';
+import { collectEnvironment, loadAverage, ticksPerSecond } from './environment.js';
+import { raiseOwnOpenFiles } from './fd-limit.js';
+import type { BenchOptions } from './options.js';
+import { runPgbench, skippedRun, type RunContext } from './run-pgbench.js';
+import {
+  describePoolers,
+  describePostgres,
+  initPgbenchTables,
+  PG_MAX_CONNECTIONS,
+  PG_RESERVED_CONNECTIONS,
+  PGBENCH_SCALE,
+  POOL_SIZE,
+  startBenchDoorman,
+  startBenchPgBouncer,
+  startBenchPostgres,
+  StopList,
+  type Endpoint,
+  type PoolerSettings,
+} from './servers.js';
+import { TARGET_LABELS, type BenchResults, type CellResult, type TargetName, type TargetRun } from './types.js';
+
+/** The pgbench matrix: every selected cell against every selected target, one after the other. */
+
+/** Enough for 2000 pgbench clients, the poolers' sockets and --many-clients' 10,000. */
+export const WANTED_OPEN_FILES = 65_536;
+/** Lets TIME_WAIT sockets and server-side cleanup from one run settle before the next. */
+const PAUSE_BETWEEN_RUNS_MS = 1000;
+
+export interface SuiteIo {
+  /** Progress lines. */
+  log(line: string): void;
+  /** Called after every cell with the results so far (raw.json survives an interrupted run). */
+  checkpoint(results: BenchResults): Promise<void>;
+}
+
+/** Enough of a pooler to tell, after a run, whether it died during it. */
+interface Pooler {
+  running: () => boolean;
+  output: () => string;
+}
+
+function describeRun(run: TargetRun): string {
+  if (run.status === 'skipped') return `skipped: ${run.reason ?? ''}`;
+  const numbers = [
+    `tps ${run.tps === null ? '–' : Math.round(run.tps)}`,
+    `p99 ${run.p99Ms === null ? '–' : run.p99Ms.toFixed(2)} ms`,
+    `cpu/tx ${run.cpuUsPerTx === null ? '–' : run.cpuUsPerTx.toFixed(1)} µs`,
+  ].join(', ');
+  if (run.status === 'ok') return numbers;
+  return `${run.expectedFailure ? 'FAILED (expected)' : 'FAILED'}: ${run.reason ?? ''} (${numbers})`;
+}
+
+export async function runSuite(options: BenchOptions, command: string, io: SuiteIo): Promise<BenchResults> {
+  const cells = filterCells(options.quick ? quickCells() : fullCells(), options.cells);
+  if (cells.length === 0) throw new Error(`--cells "${options.cells ?? ''}" matches no cell`);
+  const stops = new StopList();
+  try {
+    const fd = await raiseOwnOpenFiles(WANTED_OPEN_FILES);
+    if (fd.error) io.log(`open-files limit stays at ${fd.limit ? `${fd.limit.soft} soft / ${fd.limit.hard} hard` : 'unknown'}: ${fd.error}`);
+    const openFilesSoft = fd.limit?.soft ?? 1024;
+
+    io.log('starting PostgreSQL and loading pgbench tables (scale 10)');
+    const pg = await startBenchPostgres();
+    stops.add('PostgreSQL', () => pg.stop());
+    await initPgbenchTables(pg);
+
+    const settings: PoolerSettings = {
+      user: SCRAM_USER,
+      auth: 'scram-sha-256',
+      maxClientConn: Math.max(1000, ...cells.map((c) => c.clients + 100)),
+      ...(pg.certs ? { certs: pg.certs } : {}),
+    };
+    const endpoints = new Map<TargetName, Endpoint>();
+    const poolers = new Map<TargetName, Pooler>();
+    if (options.targets.includes('doorman')) {
+      const doorman = await startBenchDoorman(pg, settings);
+      stops.add('Doorman', () => doorman.stop());
+      endpoints.set('doorman', { target: doorman.target(SCRAM_USER), poolerPid: doorman.pid });
+      poolers.set('doorman', { running: () => doorman.running, output: () => doorman.output(5) });
+    }
+    if (options.targets.includes('pgbouncer')) {
+      const pgbouncer = await startBenchPgBouncer(pg, settings);
+      stops.add('PgBouncer', () => pgbouncer.stop());
+      endpoints.set('pgbouncer', { target: pgbouncer.target(SCRAM_USER), poolerPid: pgbouncer.pid });
+      poolers.set('pgbouncer', { running: () => pgbouncer.process.running, output: () => pgbouncer.output(5) });
+    }
+    if (options.targets.includes('direct')) endpoints.set('direct', { target: pg.target(SCRAM_USER), poolerPid: null });
+
+    const scriptDir = await makeTempDir('doorman-bench-script', { forServiceUser: false });
+    stops.add('script dir', () => scriptDir.remove());
+    const scriptPath = path.join(scriptDir.path, 'select-only.sql');
+    await writeFile(scriptPath, SELECT_ONLY_SCRIPT);
+
+    const ctx: RunContext = {
+      durationSeconds: options.durationSeconds,
+      scriptPath,
+      ticksPerSecond: await ticksPerSecond(),
+      openFilesSoft,
+    };
+    const capacity = directCapacity(PG_MAX_CONNECTIONS, PG_RESERVED_CONNECTIONS, POOL_SIZE * 2);
+    const results: BenchResults = {
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+      command,
+      durationSeconds: options.durationSeconds,
+      environment: await collectEnvironment(pg),
+      setup: [
+        `${describePostgres()}, pgbench tables at scale ${PGBENCH_SCALE}`,
+        ...describePoolers(settings),
+        `pgbench connects as ${settings.user.user} over TCP to 127.0.0.1 with PGSSLMODE=disable, or require in TLS cells`,
+      ],
+      cells: [],
+    };
+
+    let step = 0;
+    const total = cells.length * options.targets.length;
+    for (const cell of cells) {
+      const cellResult: CellResult = { cell, runs: [] };
+      results.cells.push(cellResult);
+      for (const name of options.targets) {
+        step++;
+        const endpoint = endpoints.get(name) as Endpoint;
+        let run: TargetRun;
+        if (name === 'direct' && cell.clients > capacity) {
+          run = skippedRun(
+            name,
+            cell,
+            options.durationSeconds,
+            `PostgreSQL takes at most ${capacity} clients here (max_connections ${PG_MAX_CONNECTIONS} - ${PG_RESERVED_CONNECTIONS} reserved - ${POOL_SIZE * 2} pooler server connections)`,
+          );
+        } else {
+          io.log(`[${step}/${total}] ${cell.id} → ${TARGET_LABELS[name]} (${options.durationSeconds} s)`);
+          run = await runPgbench(cell, name, endpoint, ctx);
+          const pooler = poolers.get(name);
+          if (pooler && !pooler.running()) {
+            run = { ...run, status: 'failed', reason: `${run.reason ?? 'pgbench finished'}; ${TARGET_LABELS[name]} exited: ${pooler.output()}` };
+          }
+          await sleep(PAUSE_BETWEEN_RUNS_MS);
+        }
+        cellResult.runs.push(run);
+        io.log(`    ${TARGET_LABELS[name]}: ${describeRun(run)}`);
+      }
+      await io.checkpoint(results);
+    }
+    results.finishedAt = new Date().toISOString();
+    results.environment['load average at end'] = loadAverage();
+    return results;
+  } finally {
+    const errors = await stops.stopAll();
+    for (const error of errors) io.log(`while stopping: ${error}`);
+  }
+}
