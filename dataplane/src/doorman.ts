@@ -222,6 +222,9 @@ export class Doorman implements SessionHost, PoolHost {
     const maintenance = ++this.ticks % MAINTENANCE_EVERY === 0;
     for (const byUser of this.pools.values()) for (const p of byUser.values()) p.tick(this.now, maintenance && !this.shuttingDown);
     if (maintenance) {
+      // Doorman's own queries (health check, parameter sync, reset) are short: one that hangs means a dead server.
+      const bound = Math.max(this.general.connectTimeout, 1000);
+      for (const s of this.servers) if (s.internalOverdue(this.now, bound)) s.close('the server did not answer a health check, sync or reset in time');
       for (const c of this.clients) {
         if (c.state <= ClientState.Auth && this.now - c.startedAt > LOGIN_TIMEOUT_MS) c.close();
       }

@@ -5,6 +5,7 @@
 import type { ErrorInfo } from '../protocol/backend.js';
 import type { ErrorDef } from '../errors.js';
 import type { ParamMap } from '../session/params.js';
+import type { ServerStatements } from '../prepared/statements.js';
 
 export const enum ServerPoolState {
   Opening,
@@ -31,6 +32,8 @@ export interface PoolServer {
   /** Unreported parameters Doorman set on this connection. */
   readonly extra: ParamMap;
   readonly startupStatus: ReadonlyArray<readonly [string, string]>;
+  /** Transaction-mode prepared statements this connection holds. */
+  readonly prepared: ServerStatements;
   /** Connects and logs in; `fatalForClients` when PostgreSQL itself refused the login. */
   connect(done: (err: string | null, fatalForClients: boolean) => void): void;
   /** Runs statements for Doorman's own purposes; the client never sees their responses. */

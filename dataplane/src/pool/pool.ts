@@ -10,6 +10,7 @@ import { E } from '../errors.js';
 import type { ParamMap } from '../session/params.js';
 import { applySync, forgetUnreported, syncQuery } from '../session/params.js';
 import { Dirty, resetStatements } from '../session/reset.js';
+import { StatementRegistry } from '../prepared/statements.js';
 import { Queue } from './queue.js';
 import type { PoolHost } from './host.js';
 import { ServerPoolState, type PoolClient, type PoolServer } from './members.js';
@@ -30,6 +31,8 @@ export class Pool {
   active = 0;
   resetting = 0;
   defaults: PoolDefaults | null = null;
+  /** Transaction-mode prepared statements shared by the pool's clients. */
+  readonly statements: StatementRegistry;
   /** Set by reload: no new clients; servers close as they come back. */
   retired = false;
   /** The pool that replaced this one on reload, for clients still attached here. */
@@ -49,6 +52,7 @@ export class Pool {
     public user: UserConfig,
   ) {
     this.name = `${db.name}/${user.username}`;
+    this.statements = new StatementRegistry(host.general.preparedStatementsCacheSize);
   }
 
   get total(): number {
@@ -277,6 +281,8 @@ export class Pool {
     }
     this.leave(s);
     if (s.dirty & (Dirty.Settings | Dirty.Everything)) forgetUnreported(s.extra);
+    // DEALLOCATE ALL / DISCARD ALL dropped the pool's statements on this server too.
+    if (s.dirty & (Dirty.Prepared | Dirty.Everything) || !this.transactionMode) s.prepared.clear();
     s.dirty = Dirty.None;
     if (this.retired || this.expired(s)) return this.host.closeServer(s, 'server_lifetime');
     this.offer(s);

@@ -26,12 +26,16 @@ import {
   errorResponse,
   negotiateProtocolVersion,
   parameterStatus,
+  commandComplete,
   READY_IDLE,
+  READY_IN_TX,
   type ErrorInfo,
 } from '../protocol/backend.js';
-import { FrontendCode, FRONTEND_STREAMABLE, ProtocolViolation, TxStatus } from '../protocol/codes.js';
+import { allocMessage, BackendCode, FrontendCode, FRONTEND_STREAMABLE, ProtocolViolation, TxStatus } from '../protocol/codes.js';
+import { parseIsNamed, readLoneStatement } from '../protocol/extended.js';
 import { Framer, FrameKind, FramerError } from '../protocol/framer.js';
-import { readPasswordMessage, readSASLInitialResponse, readSASLResponse } from '../protocol/frontend.js';
+import { readPasswordMessage, readQueryText, readSASLInitialResponse, readSASLResponse } from '../protocol/frontend.js';
+import { StatementRemapper } from '../prepared/remap.js';
 import { parseStartupPacket } from '../protocol/startup.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolClient, PoolServer } from '../pool/members.js';
@@ -39,6 +43,8 @@ import type { ClientCredentials } from './credentials.js';
 import { verifyCleartext } from './credentials.js';
 import type { SessionHost } from './host.js';
 import { isReported, reportedName, startupParameters, type ParamMap } from './params.js';
+import { isBegin, transactionEndTag } from './begin.js';
+import { Outbox } from './outbox.js';
 import { Dirty } from './reset.js';
 import type { ServerConnection } from './server.js';
 
@@ -60,6 +66,9 @@ const enum AuthStep {
   ScramFinal,
 }
 
+const PARSE_COMPLETE = allocMessage(BackendCode.ParseComplete, 0);
+const BIND_COMPLETE = allocMessage(BackendCode.BindComplete, 0);
+const NO_DATA = allocMessage(BackendCode.NoData, 0);
 const SSL_NO = Buffer.from('N');
 const SSL_YES = Buffer.from('S');
 /** Verifier for unknown users, so that an unknown name costs the same exchange as a wrong password. */
@@ -94,6 +103,14 @@ export class ClientConnection implements PoolClient {
   pausedForServer = false;
   private reserved: PoolServer | null = null;
   private queued: Buffer[] = [];
+  /** Per queued slice: a whole message (true) or a part of a long one. */
+  private queuedWhole: boolean[] = [];
+  /** A BEGIN answered by Doorman, to be sent before the client's next statement. */
+  private deferredBegin: string | null = null;
+  /** Transaction mode: the client's prepared statements mapped onto the pool's. */
+  remapper: StatementRemapper | null = null;
+  readonly toClient: Outbox;
+  private readonly toServer: Outbox;
   private queuedBytes = 0;
   private loginPending = false;
   private authStep = AuthStep.None;
@@ -112,6 +129,8 @@ export class ClientConnection implements PoolClient {
     this.local = socket.remoteAddress === undefined;
     this.framer = new Framer({ maxMessageSize: host.general.maxMessageSize, streamable: FRONTEND_STREAMABLE, streamThreshold: 64 * 1024 });
     this.framer.untyped = true;
+    this.toClient = new Outbox(socket);
+    this.toServer = new Outbox(socket);
     if (!this.local) {
       socket.setNoDelay(host.general.tcpNoDelay);
       if (host.general.tcpKeepalive) socket.setKeepAlive(true, 30000);
@@ -139,7 +158,7 @@ export class ClientConnection implements PoolClient {
 
   /** Between transactions: nothing in flight and, if a server is attached, it is idle. */
   get betweenTransactions(): boolean {
-    if (this.pending > 0 || this.unsynced) return false;
+    if (this.pending > 0 || this.unsynced || this.deferredBegin !== null) return false;
     if (this.state === ClientState.Idle || this.state === ClientState.Waiting) return true;
     return this.state === ClientState.Active && this.server !== null && this.server.txStatus === TxStatus.Idle;
   }
@@ -152,11 +171,10 @@ export class ClientConnection implements PoolClient {
     else this.relay(chunk);
   }
 
-  /** Relays the framed messages of `chunk`, forwarding runs of whole messages as single slices. */
+  /** Relays the framed messages of `chunk`; runs of pass-through messages leave as single slices. */
   private relay(chunk: Buffer): void {
     const f = this.framer;
-    let runStart = -1;
-    let runEnd = -1;
+    if (this.state === ClientState.Idle && this.pool!.transactionMode && this.answerLocally(chunk)) return;
     let kind: FrameKind;
     while ((kind = f.next()) !== FrameKind.None) {
       if (kind === FrameKind.Error) return this.framingError();
@@ -171,8 +189,8 @@ export class ClientConnection implements PoolClient {
             this.pending++;
             break;
           case FrontendCode.Parse:
-            // A named statement outlives the transaction on that server; DEALLOCATE ALL at check-in.
-            if (f.buf[f.start + 5] !== 0) this.dirtyFromClient |= Dirty.Prepared;
+            // Without remapping a named statement outlives the transaction on that server: DEALLOCATE ALL at check-in.
+            if (this.remapper === null && parseIsNamed(f.buf, f.start)) this.dirtyFromClient |= Dirty.Prepared;
             this.unsynced = true;
             break;
           case FrontendCode.Bind:
@@ -183,45 +201,108 @@ export class ClientConnection implements PoolClient {
             this.unsynced = true;
             break;
           case FrontendCode.Terminate:
-            if (runStart >= 0) this.forward(chunk, runStart, runEnd);
+            this.flushToServer();
             return this.onClose();
         }
-      }
-      if (f.buf === chunk) {
-        if (runEnd === f.start && runStart >= 0) {
-          runEnd = f.end;
-        } else {
-          if (runStart >= 0) this.forward(chunk, runStart, runEnd);
-          runStart = f.start;
-          runEnd = f.end;
-        }
+        if (this.server !== null) this.send(f.buf, f.start, f.end);
+        else this.enqueue(f.buf, f.start, f.end, true);
+      } else if (this.server !== null) {
+        this.toServer.add(f.buf, f.start, f.end);
       } else {
-        if (runStart >= 0) this.forward(chunk, runStart, runEnd);
-        runStart = -1;
-        this.forward(f.buf, f.start, f.end);
+        this.enqueue(f.buf, f.start, f.end, false);
       }
       if (this.state === ClientState.Closed) return;
     }
-    if (runStart >= 0) this.forward(chunk, runStart, runEnd);
+    this.flushToServer();
   }
 
-  private forward(buf: Buffer, start: number, end: number): void {
-    const s = this.server;
-    if (s !== null) {
-      s.write(buf, start, end);
-      if (s.socket.writableLength > this.host.general.maxBufferedBytes && !this.pausedForServer) {
-        this.pausedForServer = true;
-        this.socket.pause();
-      }
-      return;
+  /** One whole client message to the attached server, remapped in transaction mode. */
+  private send(buf: Buffer, start: number, end: number): void {
+    const rm = this.remapper;
+    if (rm === null) return this.toServer.add(buf, start, end);
+    try {
+      rm.translate(buf, start, end, this.server!, this.toServer, this.toClient);
+    } catch (err) {
+      if (!(err instanceof ProtocolViolation)) throw err;
+      this.fatal(E.protocolViolation, `invalid message: ${err.message}`);
     }
+  }
+
+  private flushToServer(): void {
+    this.toServer.flush();
+    this.toClient.flush();
+    const s = this.server;
+    if (s !== null && s.socket.writableLength > this.host.general.maxBufferedBytes && !this.pausedForServer) {
+      this.pausedForServer = true;
+      this.socket.pause();
+    }
+  }
+
+  /** Holds a message until a server is attached (bounded: reading pauses past max_buffered_bytes). */
+  private enqueue(buf: Buffer, start: number, end: number, whole: boolean): void {
     this.queued.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    this.queuedWhole.push(whole);
     this.queuedBytes += end - start;
     if (this.state === ClientState.Idle) this.requestServer();
     if (this.queuedBytes > this.host.general.maxBufferedBytes && !this.pausedForServer && this.state !== ClientState.Closed) {
       this.pausedForServer = true;
       this.socket.pause();
     }
+  }
+
+  /**
+   * Transaction mode, no server attached: a lone BEGIN is answered here and sent later with the first real
+   * statement; the COMMIT/ROLLBACK of such a transaction that never reached a server is answered here too.
+   */
+  private answerPreparedLocally(chunk: Buffer): boolean {
+    const rm = this.remapper;
+    if (rm === null) return false;
+    let answer;
+    try {
+      answer = rm.tryLocal(chunk, this.deferredBegin !== null, this.toClient);
+    } catch (err) {
+      if (err instanceof ProtocolViolation) return false;
+      throw err;
+    }
+    if (answer === null) return false;
+    if (answer.kind === 'begin') this.deferredBegin = answer.text;
+    else if (answer.kind === 'end') this.deferredBegin = null;
+    while (this.framer.next() !== FrameKind.None);
+    this.toClient.flush();
+    return true;
+  }
+
+  private answerLocally(chunk: Buffer): boolean {
+    if (this.pending !== 0 || this.unsynced || this.framer.buffered !== 0 || chunk.length < 6) return false;
+    let text: string | null = null;
+    let lone: { text: string; describe: boolean } | null = null;
+    try {
+      if (chunk[0] === FrontendCode.Query && chunk.readUInt32BE(1) + 1 === chunk.length) text = readQueryText(chunk, 0, chunk.length);
+      else if (chunk[0] === FrontendCode.Parse) text = (lone = readLoneStatement(chunk))?.text ?? null;
+    } catch (err) {
+      if (err instanceof ProtocolViolation) return false;
+      throw err;
+    }
+    if (text === null) return this.answerPreparedLocally(chunk);
+    let tag: string;
+    let status: Buffer;
+    if (this.deferredBegin === null) {
+      if (!isBegin(text)) return false;
+      this.deferredBegin = text;
+      tag = 'BEGIN';
+      status = READY_IN_TX;
+    } else {
+      const end = transactionEndTag(text);
+      if (end === null) return false;
+      this.deferredBegin = null;
+      tag = end;
+      status = READY_IDLE;
+    }
+    while (this.framer.next() !== FrameKind.None);
+    const parts = [commandComplete(tag), status];
+    if (lone !== null) parts.unshift(...(lone.describe ? [PARSE_COMPLETE, BIND_COMPLETE, NO_DATA] : [PARSE_COMPLETE, BIND_COMPLETE]));
+    this.socket.write(Buffer.concat(parts));
+    return true;
   }
 
   private requestServer(): void {
@@ -240,13 +321,10 @@ export class ClientConnection implements PoolClient {
     if (this.state !== ClientState.Closed) this.socket.resume();
   }
 
-  /** Server -> client bytes. */
-  write(buf: Buffer, start: number, end: number): void {
-    this.socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-  }
-
   /** Called by the server after relaying a chunk: release at transaction end, apply backpressure. */
   afterServerData(s: ServerConnection): void {
+    this.remapper?.emitSynthetics(this.toClient);
+    this.toClient.flush();
     if (this.pending <= 0 && !this.unsynced && s.txStatus === TxStatus.Idle && !this.framer.inStream) {
       this.pending = 0;
       if (this.pool!.transactionMode) this.releaseServer();
@@ -305,24 +383,48 @@ export class ClientConnection implements PoolClient {
     this.state = ClientState.Active;
     this.server = s;
     s.client = this;
+    this.ensureRemapper();
     if (!this.pool!.transactionMode) s.sessionUsed = true;
     if (this.loginPending) {
       this.loginPending = false;
       this.sendLoginOk(s);
     }
+    this.toServer.socket = s.socket;
+    if (this.deferredBegin !== null) {
+      // The transaction the client opened earlier starts now, with its exact options; its answer was given.
+      const begin = this.deferredBegin;
+      this.deferredBegin = null;
+      s.runInternal([begin], (ok, error) => {
+        if (!ok && this.server === s) this.failWithServerError(error ?? { severity: 'FATAL', code: '08006', message: 'BEGIN failed on the server', fields: {} });
+      });
+    }
     if (this.queued.length > 0) {
       const q = this.queued;
+      const whole = this.queuedWhole;
       this.queued = [];
+      this.queuedWhole = [];
       this.queuedBytes = 0;
-      s.socket.cork();
-      for (const b of q) s.socket.write(b);
-      s.socket.uncork();
+      for (let i = 0; i < q.length && this.server === s; i++) {
+        if (whole[i]) this.send(q[i], 0, q[i].length);
+        else this.toServer.add(q[i], 0, q[i].length);
+      }
+      this.flushToServer();
     } else if (this.pending === 0 && !this.unsynced && this.pool!.transactionMode) {
       // Attached only to learn the server's parameters at login: give it straight back.
       this.releaseServer();
       return;
     }
     if (this.pausedForServer) this.resumeReading();
+  }
+
+  private ensureRemapper(): void {
+    const pool = this.pool!;
+    if (this.remapper === null && pool.transactionMode && this.host.general.preparedStatements) {
+      this.remapper = new StatementRemapper(pool.statements, {
+        maxPerServer: this.host.general.maxPreparedStatements,
+        maxPerClient: this.host.general.preparedStatementsCacheSize,
+      });
+    }
   }
 
   failWait(def: ErrorDef, message: string, detail?: string): void {
@@ -402,6 +504,7 @@ export class ClientConnection implements PoolClient {
     raw.removeAllListeners('drain');
     const t = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
     this.socket = t;
+    this.toClient.socket = t;
     this.tls = true;
     this.bindSocket(t);
   }
@@ -564,6 +667,7 @@ export class ClientConnection implements PoolClient {
       }
     }
     this.wanted = wanted;
+    this.ensureRemapper();
     parts.push(backendKeyData(this.processId, this.secretKey), READY_IDLE);
     this.socket.write(Buffer.concat(parts));
     if (this.state === ClientState.Auth) this.state = ClientState.Idle;
@@ -595,6 +699,7 @@ export class ClientConnection implements PoolClient {
     const prev = this.state;
     this.state = ClientState.Closed;
     this.queued = [];
+    this.queuedWhole = [];
     this.queuedBytes = 0;
     if (prev === ClientState.Waiting) this.pool!.cancelWait();
     if (prev === ClientState.Reserved && this.reserved !== null) {

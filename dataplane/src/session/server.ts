@@ -17,6 +17,7 @@ import type { Pool } from '../pool/pool.js';
 import { ServerPoolState, type PoolServer } from '../pool/members.js';
 import { isReported, type ParamMap } from './params.js';
 import { dirtyAfterCommand } from './reset.js';
+import { ServerStatements } from '../prepared/statements.js';
 import type { ClientConnection } from './client.js';
 import type { ServerCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
@@ -48,6 +49,9 @@ export class ServerConnection implements PoolServer {
   readonly status: ParamMap = new Map();
   readonly extra: ParamMap = new Map();
   readonly startupStatus: [string, string][] = [];
+  readonly prepared = new ServerStatements();
+  /** Syncs relayed: prepared statements used in the current batch are not evicted. */
+  batch = 0;
   readonly createdAt: number;
   lastUsed: number;
   dirty = 0;
@@ -59,6 +63,7 @@ export class ServerConnection implements PoolServer {
   closeReason = '';
 
   private internalLeft = 0;
+  private internalStartedAt = 0;
   private internalDone: InternalDone | null = null;
   private internalError: ErrorInfo | undefined;
   private connectDone: ((err: string | null, fatalForClients: boolean) => void) | null = null;
@@ -262,8 +267,6 @@ export class ServerConnection implements PoolServer {
     const f = this.framer;
     f.push(chunk);
     if (this.state === ServerState.TlsNegotiation) return this.onTlsAnswer(chunk);
-    let runStart = -1;
-    let runEnd = -1;
     let kind: FrameKind;
     while ((kind = f.next()) !== FrameKind.None) {
       if (kind === FrameKind.Error) {
@@ -282,8 +285,6 @@ export class ServerConnection implements PoolServer {
       }
       const client = this.client;
       if (this.internalLeft > 0 || client === null) {
-        if (runStart >= 0 && this.client !== null) this.client.write(chunk, runStart, runEnd);
-        runStart = -1;
         if (kind === FrameKind.Message) this.onDetachedMessage(f.buf, f.start, f.end);
         if (this.closed) return;
         continue;
@@ -291,37 +292,18 @@ export class ServerConnection implements PoolServer {
       if (kind === FrameKind.Message) {
         const buf = f.buf;
         const start = f.start;
-        switch (f.code) {
-          case BackendCode.ReadyForQuery:
-            this.txStatus = buf[start + 5];
-            client.pending--;
-            break;
-          case BackendCode.CommandComplete:
-            this.dirty = dirtyAfterCommand(this.dirty, buf, start, f.end);
-            break;
-          case BackendCode.ParameterStatus:
-            this.onParameterStatus(buf, start, f.end, client);
-            break;
-        }
+        const code = f.code;
+        if (code === BackendCode.ReadyForQuery) this.txStatus = buf[start + 5];
+        else if (code === BackendCode.ParameterStatus) this.onParameterStatus(buf, start, f.end, client);
+        const rm = client.remapper;
+        if (rm !== null && !rm.onResponse(code, buf, start, f.end, this, client.toClient)) continue;
+        if (code === BackendCode.ReadyForQuery) client.pending--;
+        else if (code === BackendCode.CommandComplete) this.dirty = dirtyAfterCommand(this.dirty, buf, start, f.end);
       }
-      if (f.buf === chunk) {
-        if (runEnd === f.start && runStart >= 0) {
-          runEnd = f.end;
-        } else {
-          if (runStart >= 0) client.write(chunk, runStart, runEnd);
-          runStart = f.start;
-          runEnd = f.end;
-        }
-      } else {
-        if (runStart >= 0) client.write(chunk, runStart, runEnd);
-        runStart = -1;
-        client.write(f.buf, f.start, f.end);
-      }
+      client.toClient.add(f.buf, f.start, f.end);
     }
     const client = this.client;
-    if (client === null) return;
-    if (runStart >= 0) client.write(chunk, runStart, runEnd);
-    client.afterServerData(this);
+    if (client !== null) client.afterServerData(this);
   }
 
   private onTlsAnswer(chunk: Buffer): void {
@@ -378,20 +360,22 @@ export class ServerConnection implements PoolServer {
     }
   }
 
+  /** A health check, sync or reset that has not answered within `bound` ms: the server is not usable. */
+  internalOverdue(now: number, bound: number): boolean {
+    return this.internalLeft > 0 && now - this.internalStartedAt > bound;
+  }
+
   runInternal(statements: string[], done: InternalDone): void {
     if (this.state !== ServerState.Ready) {
       process.nextTick(done, false);
       return;
     }
     this.internalLeft = statements.length;
+    this.internalStartedAt = this.host.now;
     this.internalDone = done;
     this.internalError = undefined;
     if (statements.length === 1) this.socket.write(query(statements[0]));
     else this.socket.write(Buffer.concat(statements.map((s) => query(s))));
-  }
-
-  write(buf: Buffer, start: number, end: number): void {
-    this.socket.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
   }
 
   /** Sends a CancelRequest for this backend on a new connection; the server is not reused until it is done. */

@@ -36,6 +36,9 @@ export const DEFAULT_GENERAL: Readonly<GeneralConfig> = Object.freeze({
   logFormat: null,
   applicationName: 'doorman',
   tcpKeepalive: true,
+  preparedStatements: true,
+  preparedStatementsCacheSize: 8192,
+  maxPreparedStatements: 500,
   tcpNoDelay: true,
 });
 

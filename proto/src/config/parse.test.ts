@@ -202,8 +202,6 @@ pools:
     ['general.retain_connections_time', IGNORED],
     ['general.tcp_keepalives_idle', IGNORED],
     ['general.max_memory_usage', IGNORED],
-    ['general.prepared_statements', IGNORED],
-    ['general.prepared_statements_cache_size', IGNORED],
     ['general.tls_mode', 'is "allow" but no tls_certificate/tls_private_key is set; client TLS is disabled'],
     ['pools.exampledb.cleanup_server_connections', IGNORED],
   ]);

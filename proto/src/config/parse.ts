@@ -38,7 +38,8 @@ const GENERAL_KEYS = [
   'server_lifetime', 'server_idle_check_timeout', 'server_check_delay', 'shutdown_timeout',
   'reserve_pool_timeout', 'max_message_size', 'max_buffered_bytes', 'tls_mode', 'tls_certificate',
   'tls_private_key', 'server_tls_mode', 'server_tls_ca_cert', 'pg_hba', 'hba', 'log_level', 'log_format',
-  'application_name', 'tcp_keepalive', 'tcp_no_delay',
+  'application_name', 'tcp_keepalive', 'tcp_no_delay', 'prepared_statements', 'prepared_statements_cache_size',
+  'max_prepared_statements', 'server_prepared_statements_cache_size',
 ] as const;
 const POOL_KEYS = [
   'server_host', 'server_port', 'server_database', 'pool_mode', 'query_wait_timeout', 'server_tls_mode',
@@ -61,8 +62,7 @@ const GENERAL_IGNORED = [
   'proxy_copy_data_timeout', 'worker_cpu_affinity_pinning', 'worker_stack_size', 'max_blocking_threads',
   'backlog', 'pooler_check_query', 'tls_ca_cert', 'tls_rate_limit_per_second', 'server_tls_certificate',
   'server_tls_private_key', 'patroni_api_urls', 'fallback_cooldown', 'patroni_api_timeout',
-  'fallback_connect_timeout', 'fallback_lifetime', 'prepared_statements', 'prepared_statements_cache_size',
-  'server_prepared_statements_cache_size', 'client_anonymous_prepared_cache_size',
+  'fallback_connect_timeout', 'fallback_lifetime', 'client_anonymous_prepared_cache_size',
   'client_prepared_statements_cache_size', 'query_interner_gc_interval_seconds',
   'query_interner_anon_idle_ttl_seconds', 'daemon_pid_file', 'syslog_prog_name', 'startup_parameters', 'talos',
 ] as const;
@@ -460,6 +460,11 @@ function parseGeneral(c: Collector, raw: unknown, env: Env): GeneralConfig {
     logFormat: logFormat === 'unset' ? null : logFormat,
     applicationName: readString(c, m, path, 'application_name', d.applicationName),
     tcpKeepalive: readBool(c, m, path, 'tcp_keepalive', d.tcpKeepalive),
+    preparedStatements: readBool(c, m, path, 'prepared_statements', d.preparedStatements),
+    preparedStatementsCacheSize: readInt(c, m, path, 'prepared_statements_cache_size', d.preparedStatementsCacheSize, 1),
+    maxPreparedStatements: readInt(
+      c, m, path, aliased(c, m, path, 'max_prepared_statements', 'server_prepared_statements_cache_size'), d.maxPreparedStatements, 1,
+    ),
     tcpNoDelay: readBool(c, m, path, 'tcp_no_delay', d.tcpNoDelay),
   };
 }

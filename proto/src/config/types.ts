@@ -53,6 +53,12 @@ export interface GeneralConfig {
   /** Send the pooler's own ParameterStatus for application_name etc. when a client did not set one. */
   applicationName: string;
   tcpKeepalive: boolean;
+  /** Transaction mode: map every client Parse to a pool-wide server-side statement (drop-in prepared statements). */
+  preparedStatements: boolean;
+  /** Distinct statements a pool remembers (query text and parameter types). */
+  preparedStatementsCacheSize: number;
+  /** Statements one server connection keeps prepared; the least recently used is closed beyond this. YAML: max_prepared_statements (alias server_prepared_statements_cache_size). */
+  maxPreparedStatements: number;
   tcpNoDelay: boolean;
 }
 

@@ -1,0 +1,464 @@
+/**
+ * Transparent prepared statements in transaction mode, for one client.
+ *
+ * Every Parse, named or not, maps to the pool-wide statement for its query text and parameter types. The
+ * client keeps its own names; each server connection holds statements under the pool's names. A Parse the
+ * server already holds is not sent and its ParseComplete is synthesized in order; Bind/Describe/Close of a
+ * statement are rewritten; a statement the server lacks is prepared just before it is needed.
+ *
+ * Client-side maps change when a message is sent (later messages of the same pipeline rely on them) and are
+ * undone if PostgreSQL rejects or skips that message, so after any error the maps are what PostgreSQL's
+ * would be. Errors PostgreSQL would raise for client names (26000, 42P05) are produced by sending a message
+ * that is sure to fail and replacing its error, so the transaction state and the skip-to-Sync are PostgreSQL's own.
+ */
+import { allocMessage, BackendCode, FrontendCode, TxStatus } from '../protocol/codes.js';
+import { commandComplete, errorResponse, readErrorFields, READY_IDLE, READY_IN_TX } from '../protocol/backend.js';
+import {
+  buildParse,
+  closeStatement,
+  describeStatement,
+  readBind,
+  readLoneExecution,
+  readParse,
+  readTarget,
+  rewriteBind,
+  TARGET_STATEMENT,
+} from '../protocol/extended.js';
+import { query, readQueryText } from '../protocol/frontend.js';
+import { ResponseQueue, Slot } from '../session/responses.js';
+import type { Outbox } from '../session/outbox.js';
+import type { PreparedStatement, ServerStatements, StatementRegistry } from './statements.js';
+
+export type LocalAnswer = { kind: 'prepared' } | { kind: 'begin'; text: string } | { kind: 'end'; tag: 'COMMIT' | 'ROLLBACK' };
+
+export const FORWARD = true;
+export const DROP = false;
+
+/** What the remapper needs of the server connection the client is attached to. */
+export interface RemapServer {
+  readonly prepared: ServerStatements;
+  /** Status of the last ReadyForQuery. */
+  readonly txStatus: number;
+  /** Syncs sent so far: statements used in the current batch are never evicted. */
+  batch: number;
+}
+
+export interface RemapLimits {
+  /** Statements one server connection keeps prepared. */
+  maxPerServer: number;
+  /** Named statements one client may hold. */
+  maxPerClient: number;
+}
+
+const PARSE_COMPLETE = allocMessage(BackendCode.ParseComplete, 0);
+const BIND_COMPLETE = allocMessage(BackendCode.BindComplete, 0);
+const NO_DATA = allocMessage(BackendCode.NoData, 0);
+const CLOSE_COMPLETE = allocMessage(BackendCode.CloseComplete, 0);
+/** Fails with 42601 on any server; its error is replaced by the one the client is owed. */
+const FAILING_PARSE = buildParse('', Buffer.from('DOORMAN PLACEHOLDER THAT FAILS\0\0\0', 'latin1'));
+const FAILING_PARSE_CODE = '42601';
+const FAILING_DEALLOCATE = query('DEALLOCATE "doorman: no such statement"');
+const FAILING_DEALLOCATE_CODE = '26000';
+
+const DEALLOCATE = /^\s*DEALLOCATE\s+(?:PREPARE\s+)?("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$/i;
+const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
+const TAG_DEALLOCATE_ALL = Buffer.from('DEALLOCATE ALL\0');
+const TAG_PREPARE = Buffer.from('PREPARE\0');
+
+/** A client-side name change, with what to restore if PostgreSQL does not perform it. */
+interface NameChange {
+  /** null = the unnamed statement. */
+  name: string | null;
+  prev: PreparedStatement | null | undefined;
+  st: PreparedStatement | null;
+  /** The statement was sent to (or dropped from) the server for this change. */
+  server: boolean;
+}
+
+function tagIs(buf: Buffer, start: number, end: number, tag: Buffer): boolean {
+  return end - start - 5 === tag.length && buf.compare(tag, 0, tag.length, start + 5, end) === 0;
+}
+
+export class StatementRemapper {
+  readonly responses = new ResponseQueue();
+  private readonly named = new Map<string, PreparedStatement>();
+  private unnamed: PreparedStatement | null = null;
+
+  constructor(
+    private readonly registry: StatementRegistry,
+    private readonly limits: RemapLimits,
+  ) {}
+
+  get namedCount(): number {
+    return this.named.size;
+  }
+
+  // ---- client -> server ----
+
+  /** Sends one client message (buf[start..end)) to `s`, rewritten as needed. */
+  translate(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox, toClient: Outbox): void {
+    switch (buf[start]) {
+      case FrontendCode.Parse:
+        return this.parse(buf, start, end, s, toServer, toClient);
+      case FrontendCode.Bind: {
+        const parts = readBind(buf, start, end);
+        const st = this.resolve(parts.statement);
+        if (st === null) return this.fail(toServer, '26000', missing(parts.statement));
+        this.ensureHeld(s, st, toServer);
+        toServer.addWhole(rewriteBind(buf, start, end, parts, st.name));
+        return this.responses.push(Slot.Bind);
+      }
+      case FrontendCode.Describe: {
+        const t = readTarget(buf, start, end);
+        if (t.kind === TARGET_STATEMENT) {
+          const st = this.resolve(t.name);
+          if (st === null) return this.fail(toServer, '26000', missing(t.name));
+          this.ensureHeld(s, st, toServer);
+          toServer.addWhole(describeStatement(st.name));
+        } else {
+          toServer.add(buf, start, end);
+        }
+        return this.responses.push(Slot.Describe);
+      }
+      case FrontendCode.Close: {
+        const t = readTarget(buf, start, end);
+        if (t.kind !== TARGET_STATEMENT) {
+          toServer.add(buf, start, end);
+          return this.responses.push(Slot.Close);
+        }
+        // The server keeps the statement for others; only the client's name goes.
+        const name = t.name === '' ? null : t.name;
+        const change: NameChange = { name, prev: this.current(name), st: null, server: false };
+        this.setName(name, undefined);
+        this.responses.push(Slot.SynthClose, change);
+        return this.emitSynthetics(toClient);
+      }
+      case FrontendCode.Execute:
+        toServer.add(buf, start, end);
+        return this.responses.push(Slot.Execute);
+      case FrontendCode.Sync:
+        toServer.add(buf, start, end);
+        s.batch++;
+        return this.responses.push(Slot.Sync);
+      case FrontendCode.Query:
+        // A simple Query destroys the unnamed statement, as in PostgreSQL.
+        this.unnamed = null;
+        if (this.deallocate(buf, start, end, s, toServer)) return;
+        toServer.add(buf, start, end);
+        return this.responses.push(Slot.Query);
+      case FrontendCode.FunctionCall:
+        toServer.add(buf, start, end);
+        return this.responses.push(Slot.Query);
+      default:
+        toServer.add(buf, start, end);
+    }
+  }
+
+  private parse(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox, toClient: Outbox): void {
+    const { name, restStart } = readParse(buf, start, end);
+    if (name !== '') {
+      if (this.named.has(name)) return this.fail(toServer, '42P05', `prepared statement "${name}" already exists`);
+      if (this.named.size >= this.limits.maxPerClient) {
+        return this.fail(toServer, '54000', `too many prepared statements on this connection (limit ${this.limits.maxPerClient})`);
+      }
+    }
+    const st = this.registry.lookup(buf, restStart, end);
+    const key = name === '' ? null : name;
+    const change: NameChange = { name: key, prev: this.current(key), st, server: false };
+    this.setName(key, st);
+    if (s.prepared.has(st)) {
+      s.prepared.use(st, s.batch);
+      this.registry.hits++;
+      if (s.txStatus === TxStatus.Failed) {
+        // In an aborted transaction PostgreSQL rejects the Parse itself (unless it is ROLLBACK): let it say so,
+        // with an unnamed Parse that cannot clash with the statement the server holds.
+        toServer.addWhole(buildParse('', buf.subarray(restStart, end)));
+        return this.responses.push(Slot.Parse, change);
+      }
+      this.responses.push(Slot.SynthParse, change);
+      return this.emitSynthetics(toClient);
+    }
+    this.makeRoom(s, toServer);
+    toServer.addWhole(st.parse);
+    s.prepared.use(st, s.batch);
+    this.registry.misses++;
+    change.server = true;
+    this.responses.push(Slot.Parse, change);
+  }
+
+  /** `DEALLOCATE name` alone in a Query: the name is the client's, so it is translated. */
+  private deallocate(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox): boolean {
+    let i = start + 5;
+    while (i < end && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
+    if (i >= end || (buf[i] | 0x20) !== 0x64 /* d */) return false;
+    const m = DEALLOCATE.exec(readQueryText(buf, start, end));
+    if (m === null) return false;
+    const raw = m[1];
+    const name = raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw.toLowerCase();
+    if (!raw.startsWith('"') && name === 'all') return false;
+    const st = this.named.get(name);
+    if (st === undefined) {
+      toServer.addWhole(FAILING_DEALLOCATE);
+      this.responses.push(Slot.ReplaceErrorQuery, errorResponse({ severity: 'ERROR', code: '26000', message: missing(name) }));
+      return true;
+    }
+    this.named.delete(name);
+    const change: NameChange = { name, prev: st, st, server: s.prepared.has(st) };
+    if (change.server) {
+      s.prepared.delete(st);
+      toServer.addWhole(query(`DEALLOCATE ${st.name}`));
+      this.responses.push(Slot.Deallocate, change);
+    } else {
+      // This server never had it; a throwaway statement gives PostgreSQL's own DEALLOCATE answer.
+      toServer.addWhole(query('PREPARE doorman_deallocate AS SELECT 1;DEALLOCATE doorman_deallocate'));
+      this.responses.push(Slot.DeallocateElsewhere, change);
+    }
+    return true;
+  }
+
+  private resolve(name: string): PreparedStatement | null {
+    return name === '' ? this.unnamed : (this.named.get(name) ?? null);
+  }
+
+  private current(name: string | null): PreparedStatement | null | undefined {
+    return name === null ? this.unnamed : this.named.get(name);
+  }
+
+  private setName(name: string | null, st: PreparedStatement | null | undefined): void {
+    if (name === null) this.unnamed = st ?? null;
+    else if (st === undefined || st === null) this.named.delete(name);
+    else this.named.set(name, st);
+  }
+
+  /** Prepares `st` on the server first if it lacks it (the ParseComplete is swallowed). */
+  private ensureHeld(s: RemapServer, st: PreparedStatement, toServer: Outbox): void {
+    if (!s.prepared.has(st)) {
+      this.makeRoom(s, toServer);
+      toServer.addWhole(st.parse);
+      this.registry.misses++;
+      this.responses.push(Slot.SwallowParse, st);
+    }
+    s.prepared.use(st, s.batch);
+  }
+
+  /** Closes least recently used statements not needed by the current batch, so a new one fits. */
+  private makeRoom(s: RemapServer, toServer: Outbox): void {
+    while (s.prepared.size >= this.limits.maxPerServer) {
+      const victim = s.prepared.victim(s.batch);
+      if (victim === null) return;
+      s.prepared.delete(victim);
+      toServer.addWhole(closeStatement(victim.name));
+      this.registry.evictions++;
+      this.responses.push(Slot.SwallowClose, victim);
+    }
+  }
+
+  /** Sends a message that fails; its error is replaced by the one PostgreSQL would give the client. */
+  private fail(toServer: Outbox, code: string, message: string): void {
+    toServer.addWhole(FAILING_PARSE);
+    this.responses.push(Slot.ReplaceError, errorResponse({ severity: 'ERROR', code, message }));
+  }
+
+  /**
+   * No server attached: answers what needs none. Parse+Sync of statements a server already accepted (drivers
+   * that prepare with a blocking round trip, like pgbench -M prepared, would otherwise wait for a server
+   * while their other connections hold all of them idle in transaction, and never get one); and
+   * Bind/Execute/Sync of a prepared BEGIN, or of the transaction end of a BEGIN that never reached a server.
+   * `inTransaction`: a deferred BEGIN is open.
+   */
+  tryLocal(buf: Buffer, inTransaction: boolean, toClient: Outbox): LocalAnswer | null {
+    if (buf[0] === FrontendCode.Parse) return this.localParse(buf, inTransaction, toClient);
+    if (buf[0] !== FrontendCode.Bind) return null;
+    const run = readLoneExecution(buf, 0);
+    if (run === null) return null;
+    const st = this.resolve(run.statement);
+    if (st === null) return null;
+    let answer: LocalAnswer;
+    if (!inTransaction && st.begin !== null) answer = { kind: 'begin', text: st.begin };
+    else if (inTransaction && st.end !== null) answer = { kind: 'end', tag: st.end };
+    else return null;
+    toClient.addWhole(BIND_COMPLETE);
+    if (run.describe) toClient.addWhole(NO_DATA);
+    toClient.addWhole(commandComplete(answer.kind === 'begin' ? 'BEGIN' : answer.tag));
+    toClient.addWhole(answer.kind === 'begin' ? READY_IN_TX : READY_IDLE);
+    return answer;
+  }
+
+  private localParse(buf: Buffer, inTransaction: boolean, toClient: Outbox): LocalAnswer | null {
+    const found: [string | null, PreparedStatement][] = [];
+    let p = 0;
+    while (p < buf.length && buf[p] === FrontendCode.Parse) {
+      const end = p + 1 + buf.readUInt32BE(p + 1);
+      if (end > buf.length) return null;
+      const { name, restStart } = readParse(buf, p, end);
+      if (name !== '' && (this.named.has(name) || found.some(([n]) => n === name))) return null;
+      const st = this.registry.find(buf, restStart, end);
+      if (st === undefined || !st.validated) return null;
+      found.push([name === '' ? null : name, st]);
+      p = end;
+    }
+    if (found.length === 0 || p + 5 !== buf.length || buf[p] !== FrontendCode.Sync || buf.readUInt32BE(p + 1) !== 4) return null;
+    if (this.named.size + found.length > this.limits.maxPerClient) return null;
+    for (const [name, st] of found) {
+      this.setName(name, st);
+      this.registry.hits++;
+      toClient.addWhole(PARSE_COMPLETE);
+    }
+    toClient.addWhole(inTransaction ? READY_IN_TX : READY_IDLE);
+    return { kind: 'prepared' };
+  }
+
+  // ---- server -> client ----
+
+  /** Writes the responses Doorman owes itself once everything before them has arrived. */
+  emitSynthetics(toClient: Outbox): void {
+    const q = this.responses;
+    while (q.length > 0) {
+      const k = q.headKind;
+      if (k === Slot.SynthParse) toClient.addWhole(PARSE_COMPLETE);
+      else if (k === Slot.SynthClose) toClient.addWhole(CLOSE_COMPLETE);
+      else return;
+      q.shift();
+    }
+  }
+
+  /** One server message for the attached client: FORWARD it, or DROP it (swallowed or replaced). */
+  onResponse(code: number, buf: Buffer, start: number, end: number, s: RemapServer, toClient: Outbox): boolean {
+    const q = this.responses;
+    this.emitSynthetics(toClient);
+    if (q.length === 0) return FORWARD;
+    switch (code) {
+      case BackendCode.NoticeResponse:
+      case BackendCode.NotificationResponse:
+      case BackendCode.ParameterStatus:
+        return FORWARD;
+      case BackendCode.ErrorResponse:
+        return this.onError(buf, start, end, s, toClient);
+      case BackendCode.ReadyForQuery:
+        // Ends the Sync or Query at the head; anything still before it was skipped by the server.
+        while (q.length > 0) {
+          const k = q.headKind;
+          const last = k === Slot.Sync || k === Slot.Query || k === Slot.ReplaceErrorQuery || k === Slot.Deallocate || k === Slot.DeallocateElsewhere;
+          if (!last) this.undo(k, q.headRef, s);
+          q.shift();
+          if (last) break;
+        }
+        return FORWARD;
+    }
+    switch (q.headKind) {
+      case Slot.Parse:
+        if (code === BackendCode.ParseComplete) {
+          const st = (q.headRef as NameChange).st;
+          if (st !== null) st.validated = true;
+          q.shift();
+        }
+        return FORWARD;
+      case Slot.SwallowParse:
+        if (code === BackendCode.ParseComplete) {
+          (q.headRef as PreparedStatement).validated = true;
+          q.shift();
+        }
+        return DROP;
+      case Slot.SwallowClose:
+        if (code === BackendCode.CloseComplete) q.shift();
+        return DROP;
+      case Slot.Bind:
+        if (code === BackendCode.BindComplete) q.shift();
+        return FORWARD;
+      case Slot.Describe:
+        if (code === BackendCode.RowDescription || code === BackendCode.NoData) q.shift();
+        return FORWARD;
+      case Slot.Execute:
+        if (code === BackendCode.CommandComplete || code === BackendCode.EmptyQueryResponse || code === BackendCode.PortalSuspended) q.shift();
+        return FORWARD;
+      case Slot.Close:
+        if (code === BackendCode.CloseComplete) q.shift();
+        return FORWARD;
+      case Slot.Query:
+        if (code === BackendCode.CommandComplete) this.afterCommand(buf, start, end, s);
+        return FORWARD;
+      case Slot.DeallocateElsewhere:
+        return code === BackendCode.CommandComplete && tagIs(buf, start, end, TAG_PREPARE) ? DROP : FORWARD;
+      default:
+        return FORWARD;
+    }
+  }
+
+  /** DISCARD ALL and DEALLOCATE ALL run on the server: both sides' maps follow. */
+  private afterCommand(buf: Buffer, start: number, end: number, s: RemapServer): void {
+    const discard = tagIs(buf, start, end, TAG_DISCARD_ALL);
+    if (!discard && !tagIs(buf, start, end, TAG_DEALLOCATE_ALL)) return;
+    this.named.clear();
+    if (discard) this.unnamed = null;
+    s.prepared.clear();
+  }
+
+  private onError(buf: Buffer, start: number, end: number, s: RemapServer, toClient: Outbox): boolean {
+    const q = this.responses;
+    const k = q.headKind;
+    switch (k) {
+      case Slot.Query:
+      case Slot.Sync:
+        return FORWARD;
+      case Slot.ReplaceErrorQuery:
+        return this.replace(buf, start, end, FAILING_DEALLOCATE_CODE, q.headRef as Buffer, toClient);
+      case Slot.Deallocate:
+      case Slot.DeallocateElsewhere:
+        // The DEALLOCATE did not happen (e.g. the transaction is aborted): the client keeps its name.
+        this.undo(k, q.headRef, s);
+        q.setHead(Slot.Query);
+        return FORWARD;
+    }
+    let result = FORWARD;
+    if (k === Slot.ReplaceError) result = this.replace(buf, start, end, FAILING_PARSE_CODE, q.headRef as Buffer, toClient);
+    this.undo(k, q.headRef, s);
+    q.shift();
+    // PostgreSQL skips everything up to the next Sync: those messages take no effect.
+    const skipped: [Slot, unknown][] = [];
+    while (q.length > 0 && q.headKind !== Slot.Sync) {
+      skipped.push([q.headKind, q.headRef]);
+      q.shift();
+    }
+    for (let i = skipped.length - 1; i >= 0; i--) this.undo(skipped[i][0], skipped[i][1], s);
+    return result;
+  }
+
+  private replace(buf: Buffer, start: number, end: number, placeholderCode: string, replacement: Buffer, toClient: Outbox): boolean {
+    // Another error (e.g. 25P02 in an aborted transaction) is what PostgreSQL would have said: pass it on.
+    if (readErrorFields(buf, start, end).code !== placeholderCode) return FORWARD;
+    toClient.addWhole(replacement);
+    return DROP;
+  }
+
+  /** Reverts what sending a message assumed, when PostgreSQL failed or skipped it. */
+  private undo(kind: Slot, ref: unknown, s: RemapServer): void {
+    switch (kind) {
+      case Slot.Parse:
+      case Slot.SynthParse:
+      case Slot.SynthClose: {
+        const c = ref as NameChange;
+        this.setName(c.name, c.prev);
+        if (kind === Slot.Parse && c.server && c.st !== null) s.prepared.delete(c.st);
+        return;
+      }
+      case Slot.Deallocate:
+      case Slot.DeallocateElsewhere: {
+        const c = ref as NameChange;
+        this.setName(c.name, c.prev);
+        if (c.server && c.st !== null) s.prepared.use(c.st, -1);
+        return;
+      }
+      case Slot.SwallowParse:
+        s.prepared.delete(ref as PreparedStatement);
+        return;
+      case Slot.SwallowClose:
+        // The Close was skipped: the server still holds the statement.
+        s.prepared.use(ref as PreparedStatement, -1);
+        return;
+    }
+  }
+}
+
+function missing(name: string): string {
+  return name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`;
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildParse, readParse } from '../protocol/extended.js';
+import { ServerStatements, StatementRegistry } from './statements.js';
+
+function parseMsg(name: string, sql: string, oids: number[] = []): { buf: Buffer; restStart: number } {
+  const rest = Buffer.alloc(Buffer.byteLength(sql) + 3 + 4 * oids.length);
+  let p = rest.write(sql);
+  rest[p++] = 0;
+  p = rest.writeInt16BE(oids.length, p);
+  for (const o of oids) p = rest.writeInt32BE(o, p);
+  const buf = buildParse(name, rest);
+  return { buf, restStart: readParse(buf, 0, buf.length).restStart };
+}
+
+test('one statement per (query text, parameter types), whatever the client calls it', () => {
+  const r = new StatementRegistry(100);
+  const a = parseMsg('s1', 'select $1', [23]);
+  const b = parseMsg('other', 'select $1', [23]);
+  const c = parseMsg('s1', 'select $1', [25]);
+  const sa = r.lookup(a.buf, a.restStart, a.buf.length);
+  assert.equal(r.lookup(b.buf, b.restStart, b.buf.length), sa);
+  assert.notEqual(r.lookup(c.buf, c.restStart, c.buf.length), sa);
+  assert.equal(r.find(b.buf, b.restStart, b.buf.length), sa);
+  assert.match(sa.name, /^DOORMAN_\d+$/);
+  const reparsed = readParse(sa.parse, 0, sa.parse.length);
+  assert.equal(reparsed.name, sa.name);
+  assert.deepEqual(sa.parse.subarray(reparsed.restStart), a.buf.subarray(a.restStart));
+});
+
+test('BEGIN and transaction ends are marked, only without parameters', () => {
+  const r = new StatementRegistry(100);
+  const m = (sql: string, oids: number[] = []) => {
+    const p = parseMsg('', sql, oids);
+    return r.lookup(p.buf, p.restStart, p.buf.length);
+  };
+  assert.equal(m('BEGIN ISOLATION LEVEL SERIALIZABLE').begin, 'BEGIN ISOLATION LEVEL SERIALIZABLE');
+  assert.equal(m('END;').end, 'COMMIT');
+  assert.equal(m('rollback').end, 'ROLLBACK');
+  assert.equal(m('select 1').begin, null);
+  assert.equal(m('BEGIN', [0]).begin, null);
+});
+
+test('the registry forgets its oldest entries past its limit; holders keep theirs', () => {
+  const r = new StatementRegistry(2);
+  const s = ['a', 'b', 'c'].map((q) => {
+    const p = parseMsg('', `select '${q}'`);
+    return { p, st: r.lookup(p.buf, p.restStart, p.buf.length) };
+  });
+  assert.equal(r.size, 2);
+  assert.equal(r.find(s[0].p.buf, s[0].p.restStart, s[0].p.buf.length), undefined);
+  assert.equal(r.find(s[2].p.buf, s[2].p.restStart, s[2].p.buf.length), s[2].st);
+});
+
+test('a server evicts the least recently used statement not used by the current batch', () => {
+  const r = new StatementRegistry(10);
+  const sts = ['1', '2', '3'].map((q) => {
+    const p = parseMsg('', `select ${q}`);
+    return r.lookup(p.buf, p.restStart, p.buf.length);
+  });
+  const held = new ServerStatements();
+  held.use(sts[0], 1);
+  held.use(sts[1], 1);
+  held.use(sts[2], 2);
+  held.use(sts[0], 2);
+  assert.equal(held.victim(2), sts[1]);
+  assert.equal(held.victim(3), sts[1]);
+  held.use(sts[1], 3);
+  assert.equal(held.victim(3), sts[2]);
+  held.delete(sts[2]);
+  held.delete(sts[0]);
+  assert.equal(held.victim(3), null);
+  assert.equal(held.size, 1);
+});

@@ -1,0 +1,96 @@
+/**
+ * Transaction-mode prepared statements: a pool-wide registry of server-side statements keyed by query
+ * text and parameter types, and per server connection the set of them it holds (least recently used first).
+ */
+import { buildParse } from '../protocol/extended.js';
+import { isBegin, transactionEndTag } from '../session/begin.js';
+
+export interface PreparedStatement {
+  /** Name on every server connection of the pool that holds it. */
+  readonly name: string;
+  /** The Parse message under `name`, sent to a server that does not hold it yet. */
+  readonly parse: Buffer;
+  /** A server accepted it once: a later Parse of it can be answered without a server. */
+  validated: boolean;
+  /** Its text when it is a lone BEGIN / START TRANSACTION (deferrable), else null. */
+  readonly begin: string | null;
+  /** 'COMMIT' or 'ROLLBACK' when it is a lone transaction end, else null. */
+  readonly end: 'COMMIT' | 'ROLLBACK' | null;
+}
+
+let nextStatement = 1;
+
+/** One per pool. Entries dropped beyond the limit stay valid for whoever holds them; only reuse is lost. */
+export class StatementRegistry {
+  private readonly byKey = new Map<string, PreparedStatement>();
+  hits = 0;
+  misses = 0;
+  evictions = 0;
+
+  constructor(public limit: number) {}
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** The statement already registered for this query text and parameter types, if any. */
+  find(buf: Buffer, restStart: number, end: number): PreparedStatement | undefined {
+    return this.byKey.get(buf.toString('latin1', restStart, end));
+  }
+
+  /** The statement for a Parse whose query text and parameter types are buf[restStart, end). */
+  lookup(buf: Buffer, restStart: number, end: number): PreparedStatement {
+    // latin1 maps bytes 1:1, so the key is exact for any client encoding and cheap to build.
+    const key = buf.toString('latin1', restStart, end);
+    let st = this.byKey.get(key);
+    if (st === undefined) {
+      const name = `DOORMAN_${nextStatement++}`;
+      // The rest is query text, NUL, int16 count of parameter types: a lone BEGIN/COMMIT has none.
+      const paramless = end - restStart < 256 && end - restStart >= 3 && buf[end - 3] === 0 && buf.readInt16BE(end - 2) === 0;
+      const text = paramless ? buf.toString('utf8', restStart, end - 3) : '';
+      st = {
+        name,
+        parse: buildParse(name, Buffer.from(buf.subarray(restStart, end))),
+        validated: false,
+        begin: paramless && isBegin(text) ? text : null,
+        end: paramless ? transactionEndTag(text) : null,
+      };
+      if (this.byKey.size >= this.limit) this.byKey.delete(this.byKey.keys().next().value as string);
+      this.byKey.set(key, st);
+    }
+    return st;
+  }
+}
+
+/** The statements one server connection holds; Map order is least recently used first. */
+export class ServerStatements {
+  /** statement -> the batch (Sync count) that last used it: those of the current batch are never evicted. */
+  private readonly held = new Map<PreparedStatement, number>();
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  has(st: PreparedStatement): boolean {
+    return this.held.has(st);
+  }
+
+  use(st: PreparedStatement, batch: number): void {
+    this.held.delete(st);
+    this.held.set(st, batch);
+  }
+
+  delete(st: PreparedStatement): void {
+    this.held.delete(st);
+  }
+
+  clear(): void {
+    this.held.clear();
+  }
+
+  /** The least recently used statement not used in `batch`, or null. */
+  victim(batch: number): PreparedStatement | null {
+    for (const [st, b] of this.held) if (b !== batch) return st;
+    return null;
+  }
+}

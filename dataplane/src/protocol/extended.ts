@@ -1,0 +1,143 @@
+/**
+ * Extended-query messages the pooler rewrites: it reads the statement name of Parse, Bind, Describe and
+ * Close, and writes them back under another name. Everything else in those messages is copied as bytes.
+ * All ranges are (buf, start, end) as the framer reports them, buf[start] being the type byte.
+ */
+import { allocMessage, bodyStart, cstringSize, FrontendCode, nulIndex, ProtocolViolation, writeCString } from './codes.js';
+
+/** Where a Parse's statement name ends and the rest (query, parameter types) begins. */
+export interface ParseParts {
+  name: string;
+  /** Offset of the query text (just after the name's NUL). */
+  restStart: number;
+}
+
+export function readParse(buf: Buffer, start: number, end: number): ParseParts {
+  const p = bodyStart(buf, start, end);
+  const nul = nulIndex(buf, p, end);
+  const q = nulIndex(buf, nul + 1, end);
+  if (q + 3 > end) throw new ProtocolViolation('Parse message is truncated');
+  const n = buf.readInt16BE(q + 1);
+  if (n < 0 || q + 3 + 4 * n !== end) throw new ProtocolViolation('Parse parameter types do not match the message length');
+  return { name: buf.toString('utf8', p, nul), restStart: nul + 1 };
+}
+
+/** A Parse message naming `name`, with the query text and parameter types copied from `rest`. */
+export function buildParse(name: string, rest: Buffer): Buffer {
+  const out = allocMessage(FrontendCode.Parse, cstringSize(name) + rest.length);
+  const p = writeCString(out, 5, name);
+  rest.copy(out, p);
+  return out;
+}
+
+/** Name of the statement a Bind uses, and where it sits. */
+export interface BindParts {
+  statement: string;
+  statementStart: number;
+  /** Offset just after the statement name's NUL. */
+  statementEnd: number;
+}
+
+export function readBind(buf: Buffer, start: number, end: number): BindParts {
+  const p = bodyStart(buf, start, end);
+  const portalNul = nulIndex(buf, p, end);
+  const stmtNul = nulIndex(buf, portalNul + 1, end);
+  return { statement: buf.toString('utf8', portalNul + 1, stmtNul), statementStart: portalNul + 1, statementEnd: stmtNul + 1 };
+}
+
+/** The same Bind with its statement name replaced. */
+export function rewriteBind(buf: Buffer, start: number, end: number, parts: BindParts, statement: string): Buffer {
+  const head = parts.statementStart - start - 5;
+  const tail = end - parts.statementEnd;
+  const out = allocMessage(FrontendCode.Bind, head + cstringSize(statement) + tail);
+  buf.copy(out, 5, start + 5, parts.statementStart);
+  const p = writeCString(out, 5 + head, statement);
+  buf.copy(out, p, parts.statementEnd, end);
+  return out;
+}
+
+/** Describe and Close: 'S' (statement) or 'P' (portal), and the name. */
+export interface Target {
+  kind: number;
+  name: string;
+}
+
+export function readTarget(buf: Buffer, start: number, end: number): Target {
+  const p = bodyStart(buf, start, end);
+  if (p >= end) throw new ProtocolViolation('Describe/Close message is truncated');
+  const kind = buf[p];
+  if (kind !== 0x53 && kind !== 0x50) throw new ProtocolViolation(`invalid Describe/Close target "${String.fromCharCode(kind)}"`);
+  const nul = nulIndex(buf, p + 1, end);
+  if (nul !== end - 1) throw new ProtocolViolation('unexpected data after the name');
+  return { kind, name: buf.toString('utf8', p + 1, nul) };
+}
+
+export const TARGET_STATEMENT = 0x53; // 'S'
+
+function target(code: number, kind: number, name: string): Buffer {
+  const out = allocMessage(code, 1 + cstringSize(name));
+  out[5] = kind;
+  writeCString(out, 6, name);
+  return out;
+}
+
+export function describeStatement(name: string): Buffer {
+  return target(FrontendCode.Describe, TARGET_STATEMENT, name);
+}
+
+export function closeStatement(name: string): Buffer {
+  return target(FrontendCode.Close, TARGET_STATEMENT, name);
+}
+
+/** First byte of the statement name inside a Parse, for a quick named/unnamed test. */
+export function parseIsNamed(buf: Buffer, start: number): boolean {
+  return buf[start + 5] !== 0;
+}
+
+/** Reads message `code` at `p` if it is there and whole; returns its end, or -1. */
+function messageAt(buf: Buffer, p: number, code: number): number {
+  if (p + 5 > buf.length || buf[p] !== code) return -1;
+  const len = buf.readUInt32BE(p + 1);
+  if (len < 4 || p + 1 + len > buf.length) return -1;
+  return p + 1 + len;
+}
+
+/**
+ * If buf[start..] holds exactly Bind(unnamed portal, no parameters), an optional Describe of that portal,
+ * Execute and Sync (how drivers run one parameterless statement), the statement's name and whether the
+ * Describe was there; otherwise null.
+ */
+export function readLoneExecution(buf: Buffer, start: number): { statement: string; describe: boolean } | null {
+  const bindEnd = messageAt(buf, start, FrontendCode.Bind);
+  if (bindEnd < 0 || buf[start + 5] !== 0) return null;
+  const parts = readBind(buf, start, bindEnd);
+  const at = parts.statementEnd;
+  if (at + 4 > bindEnd) return null;
+  const formats = buf.readInt16BE(at);
+  const paramsAt = at + 2 + 2 * formats;
+  if (formats < 0 || paramsAt + 2 > bindEnd || buf.readInt16BE(paramsAt) !== 0) return null;
+  let p = bindEnd;
+  let describe = false;
+  if (buf[p] === FrontendCode.Describe) {
+    const end = messageAt(buf, p, FrontendCode.Describe);
+    if (end < 0 || end - p !== 7 || buf[p + 5] !== 0x50 /* 'P' */ || buf[p + 6] !== 0) return null;
+    describe = true;
+    p = end;
+  }
+  const execEnd = messageAt(buf, p, FrontendCode.Execute);
+  if (execEnd < 0 || buf[p + 5] !== 0) return null;
+  const syncEnd = messageAt(buf, execEnd, FrontendCode.Sync);
+  if (syncEnd < 0 || syncEnd !== buf.length) return null;
+  return { statement: parts.statement, describe };
+}
+
+/** Like readLoneExecution, preceded by the Parse of an unnamed parameterless statement: its text. */
+export function readLoneStatement(buf: Buffer): { text: string; describe: boolean } | null {
+  const parseEnd = messageAt(buf, 0, FrontendCode.Parse);
+  if (parseEnd < 0) return null;
+  const parse = readParse(buf, 0, parseEnd);
+  if (parse.name !== '' || buf.readInt16BE(parseEnd - 2) !== 0) return null;
+  const rest = readLoneExecution(buf, parseEnd);
+  if (rest === null || rest.statement !== '') return null;
+  return { text: buf.toString('utf8', parse.restStart, parseEnd - 3), describe: rest.describe };
+}

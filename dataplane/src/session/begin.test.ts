@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isBegin, transactionEndTag } from './begin.js';
+
+test('BEGIN and START TRANSACTION with any valid modes are deferrable', () => {
+  for (const sql of [
+    'begin',
+    'BEGIN;',
+    '  Begin Work ; ',
+    'BEGIN TRANSACTION',
+    'START TRANSACTION',
+    'start transaction isolation level repeatable read',
+    'BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE;',
+    'BEGIN READ WRITE NOT DEFERRABLE',
+    'BEGIN\nISOLATION   LEVEL\tREAD COMMITTED',
+    'begin isolation level read uncommitted',
+  ]) {
+    assert.equal(isBegin(sql), true, sql);
+  }
+});
+
+test('anything else is not a lone BEGIN', () => {
+  for (const sql of [
+    'BEGIN; SELECT 1',
+    'BEGIN ISOLATION LEVEL CHAOS',
+    'BEGIN READ',
+    'BEGINNING',
+    '/* c */ BEGIN',
+    'BEGIN ISOLATION LEVEL SERIALIZABLE,',
+    'START',
+    'BEGIN;;',
+    'SELECT 1',
+  ]) {
+    assert.equal(isBegin(sql), false, sql);
+  }
+});
+
+test('transaction ends map to the tag PostgreSQL answers with', () => {
+  assert.equal(transactionEndTag('commit'), 'COMMIT');
+  assert.equal(transactionEndTag('END;'), 'COMMIT');
+  assert.equal(transactionEndTag(' COMMIT WORK '), 'COMMIT');
+  assert.equal(transactionEndTag('rollback transaction;'), 'ROLLBACK');
+  assert.equal(transactionEndTag('ABORT'), 'ROLLBACK');
+  assert.equal(transactionEndTag('COMMIT AND CHAIN'), null);
+  assert.equal(transactionEndTag('ROLLBACK TO SAVEPOINT a'), null);
+  assert.equal(transactionEndTag('COMMIT; SELECT 1'), null);
+});

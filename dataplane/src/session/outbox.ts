@@ -1,0 +1,51 @@
+/**
+ * Gathers what goes to one socket while a chunk is processed: contiguous ranges of the same buffer merge
+ * into one slice, so a chunk of pass-through messages leaves as a single write; anything else (a rewritten
+ * or synthesized message) is queued in order and the lot goes out corked, as one writev.
+ */
+import type net from 'node:net';
+
+export class Outbox {
+  private buf: Buffer | null = null;
+  private start = 0;
+  private end = 0;
+  private parts: Buffer[] = [];
+
+  constructor(public socket: net.Socket) {}
+
+  add(buf: Buffer, start: number, end: number): void {
+    if (buf === this.buf && start === this.end) {
+      this.end = end;
+      return;
+    }
+    this.seal();
+    this.buf = buf;
+    this.start = start;
+    this.end = end;
+  }
+
+  addWhole(buf: Buffer): void {
+    this.add(buf, 0, buf.length);
+  }
+
+  private seal(): void {
+    const b = this.buf;
+    if (b === null) return;
+    this.parts.push(this.start === 0 && this.end === b.length ? b : b.subarray(this.start, this.end));
+    this.buf = null;
+  }
+
+  flush(): void {
+    this.seal();
+    const parts = this.parts;
+    if (parts.length === 0) return;
+    if (parts.length === 1) {
+      this.socket.write(parts[0]);
+    } else {
+      this.socket.cork();
+      for (const p of parts) this.socket.write(p);
+      this.socket.uncork();
+    }
+    this.parts = [];
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The responses a client is owed, in order: one slot per message sent on its behalf (or answered by
+ * Doorman itself). When Doorman skips a Parse the server already has, the ParseComplete is synthesized
+ * when its slot reaches the head; when it injects a message, the slot says its response is swallowed.
+ */
+
+export const enum Slot {
+  /** Parse sent to the server: ends at ParseComplete. */
+  Parse,
+  Bind,
+  /** Ends at RowDescription or NoData (after an optional ParameterDescription). */
+  Describe,
+  /** Ends at CommandComplete, EmptyQueryResponse or PortalSuspended. */
+  Execute,
+  /** Close of a portal, passed through. */
+  Close,
+  /** Ends at ReadyForQuery. */
+  Sync,
+  /** Simple Query or FunctionCall: everything up to ReadyForQuery; errors do not end it. */
+  Query,
+  /** Parse the server already had: ParseComplete is written by Doorman. */
+  SynthParse,
+  /** Close of a client statement: CloseComplete is written by Doorman. */
+  SynthClose,
+  /** Parse injected so the server has a statement a Bind/Describe needs: its ParseComplete is swallowed. */
+  SwallowParse,
+  /** Close injected to evict a statement: its CloseComplete is swallowed. */
+  SwallowClose,
+  /** A message injected to fail; its ErrorResponse is replaced by the client's own error. */
+  ReplaceError,
+  /** Simple-query twin of ReplaceError: the error is replaced, ReadyForQuery passes. */
+  ReplaceErrorQuery,
+  /** The client's DEALLOCATE of a statement this server holds, rewritten to the server name. */
+  Deallocate,
+  /** The client's DEALLOCATE of a statement this server does not hold: PREPARE's tag is swallowed. */
+  DeallocateElsewhere,
+}
+
+export class ResponseQueue {
+  private kinds = new Uint8Array(64);
+  private refs: unknown[] = new Array(64);
+  private head = 0;
+  private count = 0;
+
+  get length(): number {
+    return this.count;
+  }
+
+  get headKind(): Slot {
+    return this.kinds[this.head] as Slot;
+  }
+
+  get headRef(): unknown {
+    return this.refs[this.head];
+  }
+
+  push(kind: Slot, ref: unknown = undefined): void {
+    if (this.count === this.kinds.length) this.grow();
+    const i = (this.head + this.count) & (this.kinds.length - 1);
+    this.kinds[i] = kind;
+    this.refs[i] = ref;
+    this.count++;
+  }
+
+  /** Replaces the head slot (a DEALLOCATE that failed becomes a plain Query awaiting its ReadyForQuery). */
+  setHead(kind: Slot, ref: unknown = undefined): void {
+    this.kinds[this.head] = kind;
+    this.refs[this.head] = ref;
+  }
+
+  shift(): void {
+    this.refs[this.head] = undefined;
+    this.head = (this.head + 1) & (this.kinds.length - 1);
+    this.count--;
+  }
+
+  clear(): void {
+    while (this.count > 0) this.shift();
+  }
+
+  private grow(): void {
+    const n = this.kinds.length * 2;
+    const kinds = new Uint8Array(n);
+    const refs: unknown[] = new Array(n);
+    for (let i = 0; i < this.count; i++) {
+      const j = (this.head + i) & (this.kinds.length - 1);
+      kinds[i] = this.kinds[j];
+      refs[i] = this.refs[j];
+    }
+    this.kinds = kinds;
+    this.refs = refs;
+    this.head = 0;
+  }
+}

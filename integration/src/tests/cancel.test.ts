@@ -1,0 +1,199 @@
+/**
+ * Query cancellation through Doorman: CancelRequest with the synthetic key a client got at login reaches its
+ * query only, never another client's, and never a server the client has already given back.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { SCRAM_USER, startDoorman, startPostgres, type DoormanConfig, type DoormanProcess, type PgCluster } from '../harness/index.js';
+
+const SUITE_TIMEOUT_MS = 90_000;
+
+interface Keyed {
+  processID: number;
+  secretKey: number;
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
+  // FATALs while idle arrive as 'error' events; the tests assert on query results instead.
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+function keyOf(client: pg.Client): Keyed {
+  const k = client as unknown as Keyed;
+  assert.equal(typeof k.processID, 'number');
+  assert.equal(typeof k.secretKey, 'number');
+  return { processID: k.processID, secretKey: k.secretKey };
+}
+
+/** Sends a raw CancelRequest (length 16, code 80877102, pid, secret) and waits for the pooler to close. */
+function sendCancel(port: number, key: Keyed): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const packet = Buffer.alloc(16);
+    packet.writeInt32BE(16, 0);
+    packet.writeInt32BE(80877102, 4);
+    packet.writeInt32BE(key.processID, 8);
+    packet.writeInt32BE(key.secretKey | 0, 12);
+    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(packet));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('the cancel connection was not closed within 5 s'));
+    }, 5_000);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Runs `sql`; resolves with the SQLSTATE it failed with (or 'ok') and how long it took. */
+async function timed(client: pg.Client, sql: string): Promise<{ outcome: string; ms: number }> {
+  const t0 = Date.now();
+  try {
+    await client.query(sql);
+    return { outcome: 'ok', ms: Date.now() - t0 };
+  } catch (err) {
+    return { outcome: (err as { code?: string }).code ?? String(err), ms: Date.now() - t0 };
+  }
+}
+
+async function backendPid(client: pg.Client): Promise<number> {
+  return (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+}
+
+describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
+  let cluster: PgCluster | undefined;
+  let doorman: DoormanProcess | undefined;
+
+  function d(): DoormanProcess {
+    assert.ok(cluster && doorman, 'servers did not start');
+    return doorman;
+  }
+
+  /** `app`: pool_size 2; `single`: pool_size 1 (the same PostgreSQL database). */
+  function url(db: 'app' | 'single' = 'app'): string {
+    return d().connectionString(SCRAM_USER.user, SCRAM_USER.password, db);
+  }
+
+  before(async () => {
+    cluster = await startPostgres();
+    const server = { server_host: cluster.host, server_port: cluster.port, server_database: 'app', pool_mode: 'transaction' as const };
+    const config: DoormanConfig = {
+      general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n' },
+      pools: {
+        app: { ...server, users: [{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 2 }] },
+        single: { ...server, users: [{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 1 }] },
+      },
+    };
+    doorman = await startDoorman(config);
+  });
+
+  after(async () => {
+    await doorman?.stop();
+    await cluster?.stop();
+  });
+
+  test('pg cancel of pg_sleep(30) -> 57014 in < 5 s; a concurrent client on another server is not cancelled', async () => {
+    const a = await connect(url());
+    const b = await connect(url());
+    try {
+      // Both hold a server at once (pool_size 2), so they are on different backends.
+      const other = timed(b, 'select pg_sleep(1)');
+      const sleeper = new pg.Query('select pg_sleep(30)');
+      const t0 = Date.now();
+      const outcome = new Promise<string>((resolve) => {
+        sleeper.on('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+        sleeper.on('end', () => resolve('ok'));
+      });
+      a.query(sleeper);
+      await sleep(300);
+      const canceller = new pg.Client({ connectionString: url() }) as unknown as { cancel(client: pg.Client, query: pg.Query): void };
+      canceller.cancel(a, sleeper);
+      assert.equal(await outcome, '57014');
+      assert.ok(Date.now() - t0 < 5_000, `cancelled after ${Date.now() - t0} ms`);
+      const b1 = await other;
+      assert.equal(b1.outcome, 'ok');
+      assert.ok(b1.ms >= 950, `the other query ended after ${b1.ms} ms`);
+      // The cancelled client keeps working.
+      assert.deepEqual((await a.query('select 1 as v')).rows, [{ v: 1 }]);
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
+  test('a cancel with a wrong secret or an unknown key does nothing', async () => {
+    const a = await connect(url());
+    const b = await connect(url());
+    try {
+      const key = keyOf(a);
+      const running = timed(a, 'select pg_sleep(1.5)');
+      await sleep(300);
+      await sendCancel(d().port, { processID: key.processID, secretKey: key.secretKey + 1 });
+      await sendCancel(d().port, { processID: keyOf(b).processID, secretKey: key.secretKey });
+      await sendCancel(d().port, { processID: 0x7ffffff0, secretKey: key.secretKey });
+      const r = await running;
+      assert.equal(r.outcome, 'ok');
+      assert.ok(r.ms >= 1_400, `ended after ${r.ms} ms`);
+      // Control: the right key cancels, so the requests above did reach Doorman in time.
+      const again = timed(a, 'select pg_sleep(10)');
+      await sleep(300);
+      await sendCancel(d().port, key);
+      const c = await again;
+      assert.equal(c.outcome, '57014');
+      assert.ok(c.ms < 5_000, `cancelled after ${c.ms} ms`);
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
+  test('a cancel sent after the query finished does not hit the next user of that server', async () => {
+    const a = await connect(url('single'));
+    const b = await connect(url('single'));
+    try {
+      const keyA = keyOf(a);
+      const pid = await backendPid(a);
+      assert.deepEqual((await a.query('select 1 as v')).rows, [{ v: 1 }]);
+      const running = timed(b, 'select pg_sleep(2)');
+      await sleep(300);
+      await sendCancel(d().port, keyA);
+      const r = await running;
+      assert.equal(r.outcome, 'ok');
+      assert.ok(r.ms >= 1_900, `ended after ${r.ms} ms`);
+      assert.equal(await backendPid(b), pid, 'B did not run on A\'s former server');
+      // Control: B's own key does cancel B on that server.
+      const again = timed(b, 'select pg_sleep(10)');
+      await sleep(300);
+      await sendCancel(d().port, keyOf(b));
+      assert.equal((await again).outcome, '57014');
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
+  test('a cancel racing the end of a query never reaches the client that gets the server next', async () => {
+    const a = await connect(url('single'));
+    const b = await connect(url('single'));
+    try {
+      const keyA = keyOf(a);
+      for (let i = 0; i < 6; i++) {
+        const first = timed(a, 'select pg_sleep(0.3)');
+        // B queues behind A for the only server and runs as soon as A's query ends.
+        await sleep(20);
+        const second = timed(b, 'select pg_sleep(0.5)');
+        await sleep(260 + i * 8);
+        await sendCancel(d().port, keyA);
+        const [ra, rb] = await Promise.all([first, second]);
+        assert.ok(['ok', '57014'].includes(ra.outcome), `round ${i}: A ${ra.outcome}`);
+        assert.equal(rb.outcome, 'ok', `round ${i}: B was cancelled by A's key`);
+      }
+    } finally {
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+});

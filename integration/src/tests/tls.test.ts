@@ -1,0 +1,292 @@
+/**
+ * TLS on both sides of Doorman: clients with tls_mode allow/require (pg and libpq), and Doorman's own
+ * connections to PostgreSQL with server_tls_mode disable/prefer/require/verify-ca/verify-full.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import tls from 'node:tls';
+import pg from 'pg';
+import {
+  SCRAM_USER,
+  makeTempDir,
+  makeTestCerts,
+  psql,
+  psqlQuery,
+  runChecked,
+  startDoorman,
+  startPostgres,
+  type DoormanConfig,
+  type DoormanPoolConfig,
+  type DoormanProcess,
+  type PgCluster,
+  type TempDir,
+  type TestCerts,
+} from '../harness/index.js';
+
+const SUITE_TIMEOUT_MS = 120_000;
+
+async function connect(config: pg.ClientConfig): Promise<pg.Client> {
+  const client = new pg.Client({ connectionTimeoutMillis: 15_000, ...config });
+  // FATALs while idle arrive as 'error' events; the tests assert on query results instead.
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+async function loginError(config: pg.ClientConfig): Promise<{ code?: string; message: string; detail?: string }> {
+  const client = new pg.Client({ connectionTimeoutMillis: 15_000, ...config });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    return err as { code?: string; message: string; detail?: string };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  assert.fail('login unexpectedly succeeded');
+}
+
+function encrypted(client: pg.Client): boolean {
+  const stream = (client as unknown as { connection: { stream: unknown } }).connection.stream;
+  return stream instanceof tls.TLSSocket && stream.encrypted;
+}
+
+/** Whether the PostgreSQL backend serving this session sees TLS. */
+async function serverSideSsl(client: pg.Client): Promise<boolean> {
+  const r = await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
+  return r.rows[0].ssl;
+}
+
+/** Replaces a cluster's server certificate with one for "wrong.example" from the same CA, then reloads. */
+async function giveWrongName(server: PgCluster): Promise<void> {
+  const certs = server.certs;
+  assert.ok(certs);
+  const dir = path.dirname(certs.serverCert);
+  const key = path.join(dir, 'wrong.key');
+  const csr = path.join(dir, 'wrong.csr');
+  const ext = path.join(dir, 'wrong.ext');
+  const crt = path.join(dir, 'wrong.crt');
+  const opts = { cwd: dir, timeoutMs: 30_000 };
+  await runChecked('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', key, '-out', csr, '-subj', '/CN=wrong.example'], opts);
+  await writeFile(ext, 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:wrong.example\n');
+  await runChecked('openssl', [
+    'x509', '-req', '-in', csr, '-CA', certs.caCert, '-CAkey', certs.caKey, '-set_serial', `0x${randomBytes(8).toString('hex')}`,
+    '-days', '30', '-sha256', '-extfile', ext, '-out', crt,
+  ], opts);
+  // Overwriting keeps the files' owner and mode, which PostgreSQL checks for the key.
+  await writeFile(certs.serverCert, await readFile(crt));
+  await writeFile(certs.serverKey, await readFile(key));
+  await server.query('select pg_reload_conf()');
+  const ca = await readFile(certs.caCert, 'utf8');
+  // Wait until new connections get the new certificate (verification against "localhost" then fails).
+  for (let i = 0; ; i++) {
+    const err = await loginError({ connectionString: server.connectionString(SCRAM_USER.user, SCRAM_USER.password), ssl: { ca, servername: 'localhost' } }).catch(() => null);
+    if (err && /wrong\.example|altnames/.test(err.message)) return;
+    assert.ok(i < 50, 'PostgreSQL did not pick up the new certificate');
+    await sleep(100);
+  }
+}
+
+describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
+  let plainPg: PgCluster | undefined;
+  let sslPg: PgCluster | undefined;
+  let wrongPg: PgCluster | undefined;
+  let tmp: TempDir | undefined;
+  let certs: TestCerts | undefined;
+  const doormen: DoormanProcess[] = [];
+
+  function clusters(): { plainPg: PgCluster; sslPg: PgCluster; wrongPg: PgCluster; certs: TestCerts } {
+    assert.ok(plainPg && sslPg && wrongPg && certs, 'servers did not start');
+    return { plainPg, sslPg, wrongPg, certs };
+  }
+
+  function pool(server: PgCluster, extra: Partial<DoormanPoolConfig> = {}): DoormanPoolConfig {
+    return {
+      server_host: server.host,
+      server_port: server.port,
+      server_database: 'app',
+      users: [{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 2 }],
+      ...extra,
+    };
+  }
+
+  async function launch(general: DoormanConfig['general'], pools: DoormanConfig['pools']): Promise<DoormanProcess> {
+    const d = await startDoorman({ general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n', ...general }, pools });
+    doormen.push(d);
+    return d;
+  }
+
+  before(async () => {
+    const started = await Promise.allSettled([startPostgres(), startPostgres({ ssl: true }), startPostgres({ ssl: true })]);
+    [plainPg, sslPg, wrongPg] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined));
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
+    tmp = await makeTempDir('doorman-tls-test', { forServiceUser: false });
+    certs = await makeTestCerts(path.join(tmp.path, 'client-side'));
+    await giveWrongName(wrongPg!);
+  });
+
+  after(async () => {
+    await Promise.all(doormen.map((d) => d.stop()));
+    await Promise.all([plainPg?.stop(), sslPg?.stop(), wrongPg?.stop()]);
+    await tmp?.remove();
+  });
+
+  describe('client side', () => {
+    let allow: DoormanProcess | undefined;
+    let require: DoormanProcess | undefined;
+    let ca = '';
+
+    function doormen2(): { allow: DoormanProcess; require: DoormanProcess } {
+      assert.ok(allow && require, 'doorman did not start');
+      return { allow, require };
+    }
+
+    before(async () => {
+      const { plainPg: server, certs: c } = clusters();
+      ca = await readFile(c.caCert, 'utf8');
+      const tlsFiles = { tls_certificate: c.serverCert, tls_private_key: c.serverKey };
+      allow = await launch({ ...tlsFiles, tls_mode: 'allow' }, { app: pool(server) });
+      require = await launch({ ...tlsFiles, tls_mode: 'require' }, { app: pool(server) });
+    });
+
+    test('tls_mode allow: TLS without verification, TLS verified with the test CA, and plaintext all work', async () => {
+      const { allow: d } = doormen2();
+      const connectionString = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
+      for (const ssl of [{ rejectUnauthorized: false }, { ca }, undefined]) {
+        const client = await connect({ connectionString, ...(ssl ? { ssl } : {}) });
+        try {
+          assert.equal(encrypted(client), ssl !== undefined);
+          assert.deepEqual((await client.query('select current_user as u')).rows, [{ u: 'scram_user' }]);
+        } finally {
+          await client.end();
+        }
+      }
+      const logins = d.jsonLogs().filter((l) => l.msg === 'client logged in').map((l) => l.tls);
+      assert.deepEqual(logins, [true, true, false]);
+    });
+
+    test('a client verifying against another CA refuses Doorman\'s certificate', async () => {
+      const { allow: d } = doormen2();
+      const otherCa = await readFile(clusters().sslPg.certs!.caCert, 'utf8');
+      const err = await loginError({ connectionString: d.connectionString(SCRAM_USER.user, SCRAM_USER.password), ssl: { ca: otherCa } });
+      assert.match(err.message, /self[- ]signed certificate|unable to verify|unable to get local issuer/);
+    });
+
+    test('libpq (psql) with sslmode=verify-full against the test CA', async () => {
+      const { allow: d } = doormen2();
+      const result = await psql({ ...d.target(SCRAM_USER), sslmode: 'verify-full', sslrootcert: clusters().certs.caCert }, [
+        '-A', '-t', '-c', 'select current_user', '-c', '\\conninfo',
+      ]);
+      assert.match(result.stdout, /^scram_user\n/);
+      assert.match(result.stdout, /SSL connection \(protocol: TLSv1\.[23]/);
+      assert.equal(result.code, 0, result.stderr);
+      const logins = d.jsonLogs().filter((l) => l.msg === 'client logged in');
+      assert.equal(logins[logins.length - 1].tls, true);
+    });
+
+    test('tls_mode require: plaintext is refused with 28000 "SSL required", TLS works', async () => {
+      const { require: d } = doormen2();
+      const connectionString = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
+      const err = await loginError({ connectionString });
+      assert.equal(err.code, '28000');
+      assert.equal(err.message, 'SSL required');
+      const libpq = await psqlQuery({ ...d.target(SCRAM_USER), sslmode: 'disable' }, 'select 1');
+      assert.equal(libpq.code, 2);
+      assert.match(libpq.stderr, /SSL required/);
+      const client = await connect({ connectionString, ssl: { ca } });
+      try {
+        assert.equal(encrypted(client), true);
+        assert.deepEqual((await client.query('select 1 as v')).rows, [{ v: 1 }]);
+      } finally {
+        await client.end();
+      }
+    });
+  });
+
+  describe('server side', () => {
+    let d: DoormanProcess | undefined;
+    let wrong: DoormanProcess | undefined;
+
+    function url(db: string, which: 'main' | 'wrong' = 'main'): string {
+      const p = which === 'main' ? d : wrong;
+      assert.ok(p, 'doorman did not start');
+      return p.connectionString(SCRAM_USER.user, SCRAM_USER.password, db);
+    }
+
+    before(async () => {
+      const { plainPg: plain, sslPg: ssl, wrongPg: wrongName } = clusters();
+      d = await launch(
+        { server_tls_ca_cert: ssl.certs!.caCert, query_wait_timeout: '2s' },
+        {
+          s_disable: pool(ssl, { server_tls_mode: 'disable' }),
+          s_prefer: pool(ssl, { server_tls_mode: 'prefer' }),
+          s_require: pool(ssl, { server_tls_mode: 'require' }),
+          s_verify_ca: pool(ssl, { server_tls_mode: 'verify-ca' }),
+          s_verify_full: pool(ssl, { server_tls_mode: 'verify-full' }),
+          s_verify_full_name: pool(ssl, { server_tls_mode: 'verify-full', server_host: 'localhost' }),
+          p_prefer: pool(plain, { server_tls_mode: 'prefer' }),
+          p_require: pool(plain, { server_tls_mode: 'require' }),
+          // wrongPg's certificate comes from another CA than the one configured here.
+          w_verify_ca_other_ca: pool(wrongName, { server_tls_mode: 'verify-ca' }),
+        },
+      );
+      wrong = await launch(
+        { server_tls_ca_cert: wrongName.certs!.caCert, query_wait_timeout: '2s' },
+        {
+          w_verify_ca: pool(wrongName, { server_tls_mode: 'verify-ca' }),
+          w_verify_full: pool(wrongName, { server_tls_mode: 'verify-full' }),
+        },
+      );
+    });
+
+    for (const [db, expected] of [
+      ['s_disable', false],
+      ['s_prefer', true],
+      ['s_require', true],
+      ['s_verify_ca', true],
+      ['s_verify_full', true],
+      ['s_verify_full_name', true],
+      ['p_prefer', false],
+    ] as const) {
+      test(`${db}: the PostgreSQL session ${expected ? 'is' : 'is not'} encrypted`, async () => {
+        const client = await connect({ connectionString: url(db) });
+        try {
+          assert.equal(await serverSideSsl(client), expected);
+        } finally {
+          await client.end();
+        }
+      });
+    }
+
+    test('server_tls_mode require against a server without TLS: FATAL 08006 server login failed', async () => {
+      const err = await loginError({ connectionString: url('p_require') });
+      assert.equal(err.code, '08006');
+      assert.equal(err.message, 'server login failed: the server does not support TLS (server_tls_mode require)');
+    });
+
+    test('verify-ca accepts a certificate whose name does not match, when the chain is good', async () => {
+      const client = await connect({ connectionString: url('w_verify_ca', 'wrong') });
+      try {
+        assert.equal(await serverSideSsl(client), true);
+      } finally {
+        await client.end();
+      }
+    });
+
+    test('verify-ca refuses a certificate from another CA', async () => {
+      const err = await loginError({ connectionString: url('w_verify_ca_other_ca') });
+      assert.ok(['08006', '53300'].includes(err.code ?? ''), `${err.code}: ${err.message}`);
+      assert.match(`${err.message} ${err.detail ?? ''}`, /self[- ]signed|unable to verify|unable to get local issuer/);
+    });
+
+    test('verify-full refuses a certificate whose name does not match the server host', async () => {
+      const err = await loginError({ connectionString: url('w_verify_full', 'wrong') });
+      assert.ok(['08006', '53300'].includes(err.code ?? ''), `${err.code}: ${err.message}`);
+      assert.match(`${err.message} ${err.detail ?? ''}`, /Hostname\/IP does not match|wrong\.example/);
+    });
+  });
+});
