@@ -25,6 +25,7 @@ import {
   TARGET_STATEMENT,
 } from '../protocol/extended.js';
 import { query, readQueryText } from '../protocol/frontend.js';
+import { beginTag } from '../session/begin.js';
 import { ResponseQueue, Slot } from '../session/responses.js';
 import type { Outbox } from '../session/outbox.js';
 import type { PreparedStatement, ServerStatements, StatementRegistry } from './statements.js';
@@ -39,8 +40,6 @@ export interface RemapServer {
   readonly prepared: ServerStatements;
   /** Status of the last ReadyForQuery. */
   readonly txStatus: number;
-  /** Syncs sent so far: statements used in the current batch are never evicted. */
-  batch: number;
 }
 
 export interface RemapLimits {
@@ -89,6 +88,52 @@ export class StatementRemapper {
     private readonly limits: RemapLimits,
   ) {}
 
+  /**
+   * Set at a sync point while earlier name changes are unsettled: PostgreSQL may still skip them after an
+   * error, and a later batch must be translated against the names PostgreSQL really has. The client holds
+   * its next messages until `tentative` drops to zero.
+   */
+  hold = false;
+
+  /** The client's held messages may be translated now: every batch sent before them is answered. */
+  get settled(): boolean {
+    return this.responses.batches === 0;
+  }
+
+  private holdIfTentative(): void {
+    if (this.responses.tentative > 0) this.hold = true;
+  }
+
+  /** A message sent to the server since the last sync point: it may fail, and PostgreSQL then skips the rest. */
+  private batchFallible = false;
+
+  /**
+   * Queues a slot. A slot's effect on the client's names or on what the server holds is tentative when the
+   * message itself may fail (a Parse sent to the server) or something before it in its batch may.
+   */
+  private push(kind: Slot, ref: unknown = undefined): void {
+    let tentative = false;
+    switch (kind) {
+      case Slot.Parse:
+      case Slot.Deallocate:
+      case Slot.DeallocateElsewhere:
+        tentative = true;
+        break;
+      case Slot.SynthParse:
+      case Slot.SynthClose:
+      case Slot.SwallowParse:
+      case Slot.SwallowClose:
+        tentative = this.batchFallible;
+        break;
+    }
+    this.responses.push(kind, ref, tentative);
+    if (kind === Slot.Sync || kind === Slot.Query || kind === Slot.ReplaceErrorQuery || kind === Slot.Deallocate || kind === Slot.DeallocateElsewhere) {
+      this.batchFallible = false;
+    } else if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) {
+      this.batchFallible = true;
+    }
+  }
+
   get namedCount(): number {
     return this.named.size;
   }
@@ -106,7 +151,7 @@ export class StatementRemapper {
         if (st === null) return this.fail(toServer, '26000', missing(parts.statement));
         this.ensureHeld(s, st, toServer);
         toServer.addWhole(rewriteBind(buf, start, end, parts, st.name));
-        return this.responses.push(Slot.Bind);
+        return this.push(Slot.Bind);
       }
       case FrontendCode.Describe: {
         const t = readTarget(buf, start, end);
@@ -118,37 +163,39 @@ export class StatementRemapper {
         } else {
           toServer.add(buf, start, end);
         }
-        return this.responses.push(Slot.Describe);
+        return this.push(Slot.Describe);
       }
       case FrontendCode.Close: {
         const t = readTarget(buf, start, end);
         if (t.kind !== TARGET_STATEMENT) {
           toServer.add(buf, start, end);
-          return this.responses.push(Slot.Close);
+          return this.push(Slot.Close);
         }
         // The server keeps the statement for others; only the client's name goes.
         const name = t.name === '' ? null : t.name;
         const change: NameChange = { name, prev: this.current(name), st: null, server: false };
         this.setName(name, undefined);
-        this.responses.push(Slot.SynthClose, change);
+        this.push(Slot.SynthClose, change);
         return this.emitSynthetics(toClient);
       }
       case FrontendCode.Execute:
         toServer.add(buf, start, end);
-        return this.responses.push(Slot.Execute);
+        return this.push(Slot.Execute);
       case FrontendCode.Sync:
         toServer.add(buf, start, end);
-        s.batch++;
-        return this.responses.push(Slot.Sync);
+        this.push(Slot.Sync);
+        return this.holdIfTentative();
       case FrontendCode.Query:
         // A simple Query destroys the unnamed statement, as in PostgreSQL.
         this.unnamed = null;
-        if (this.deallocate(buf, start, end, s, toServer)) return;
-        toServer.add(buf, start, end);
-        return this.responses.push(Slot.Query);
+        if (!this.deallocate(buf, start, end, s, toServer)) {
+          toServer.add(buf, start, end);
+          this.push(Slot.Query);
+        }
+        return this.holdIfTentative();
       case FrontendCode.FunctionCall:
         toServer.add(buf, start, end);
-        return this.responses.push(Slot.Query);
+        return this.push(Slot.Query);
       default:
         toServer.add(buf, start, end);
     }
@@ -157,7 +204,12 @@ export class StatementRemapper {
   private parse(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox, toClient: Outbox): void {
     const { name, restStart } = readParse(buf, start, end);
     if (name !== '') {
-      if (this.named.has(name)) return this.fail(toServer, '42P05', `prepared statement "${name}" already exists`);
+      if (this.named.has(name)) {
+        toServer.addWhole(buildParse('', buf.subarray(restStart, end)));
+        this.push(Slot.DuplicateParse, errorResponse({ severity: 'ERROR', code: '42P05', message: `prepared statement "${name}" already exists` }));
+        toServer.addWhole(FAILING_PARSE);
+        return this.push(Slot.SwallowError);
+      }
       if (this.named.size >= this.limits.maxPerClient) {
         return this.fail(toServer, '54000', `too many prepared statements on this connection (limit ${this.limits.maxPerClient})`);
       }
@@ -167,23 +219,24 @@ export class StatementRemapper {
     const change: NameChange = { name: key, prev: this.current(key), st, server: false };
     this.setName(key, st);
     if (s.prepared.has(st)) {
-      s.prepared.use(st, s.batch);
+      s.prepared.use(st);
       this.registry.hits++;
-      if (s.txStatus === TxStatus.Failed) {
-        // In an aborted transaction PostgreSQL rejects the Parse itself (unless it is ROLLBACK): let it say so,
-        // with an unnamed Parse that cannot clash with the statement the server holds.
+      if (s.txStatus === TxStatus.Failed || this.responses.batches > 0) {
+        // Skipping the Parse is right only in a transaction that is not aborted, by now or by a batch still in
+        // flight (PostgreSQL rejects a Parse there, unless it is ROLLBACK): so let the server answer it, as an
+        // unnamed Parse that cannot clash with the statement it holds.
         toServer.addWhole(buildParse('', buf.subarray(restStart, end)));
-        return this.responses.push(Slot.Parse, change);
+        return this.push(Slot.Parse, change);
       }
-      this.responses.push(Slot.SynthParse, change);
+      this.push(Slot.SynthParse, change);
       return this.emitSynthetics(toClient);
     }
-    this.makeRoom(s, toServer);
+    this.makeRoom(s, toServer, st);
     toServer.addWhole(st.parse);
-    s.prepared.use(st, s.batch);
+    s.prepared.use(st);
     this.registry.misses++;
     change.server = true;
-    this.responses.push(Slot.Parse, change);
+    this.push(Slot.Parse, change);
   }
 
   /** `DEALLOCATE name` alone in a Query: the name is the client's, so it is translated. */
@@ -199,19 +252,19 @@ export class StatementRemapper {
     const st = this.named.get(name);
     if (st === undefined) {
       toServer.addWhole(FAILING_DEALLOCATE);
-      this.responses.push(Slot.ReplaceErrorQuery, errorResponse({ severity: 'ERROR', code: '26000', message: missing(name) }));
+      this.push(Slot.ReplaceErrorQuery, errorResponse({ severity: 'ERROR', code: '26000', message: missing(name) }));
       return true;
     }
     this.named.delete(name);
     const change: NameChange = { name, prev: st, st, server: s.prepared.has(st) };
     if (change.server) {
       s.prepared.delete(st);
-      toServer.addWhole(query(`DEALLOCATE ${st.name}`));
-      this.responses.push(Slot.Deallocate, change);
+      toServer.addWhole(query(`DEALLOCATE "${st.name}"`));
+      this.push(Slot.Deallocate, change);
     } else {
       // This server never had it; a throwaway statement gives PostgreSQL's own DEALLOCATE answer.
       toServer.addWhole(query('PREPARE doorman_deallocate AS SELECT 1;DEALLOCATE doorman_deallocate'));
-      this.responses.push(Slot.DeallocateElsewhere, change);
+      this.push(Slot.DeallocateElsewhere, change);
     }
     return true;
   }
@@ -233,30 +286,30 @@ export class StatementRemapper {
   /** Prepares `st` on the server first if it lacks it (the ParseComplete is swallowed). */
   private ensureHeld(s: RemapServer, st: PreparedStatement, toServer: Outbox): void {
     if (!s.prepared.has(st)) {
-      this.makeRoom(s, toServer);
+      this.makeRoom(s, toServer, st);
       toServer.addWhole(st.parse);
       this.registry.misses++;
-      this.responses.push(Slot.SwallowParse, st);
+      this.push(Slot.SwallowParse, st);
     }
-    s.prepared.use(st, s.batch);
+    s.prepared.use(st);
   }
 
-  /** Closes least recently used statements not needed by the current batch, so a new one fits. */
-  private makeRoom(s: RemapServer, toServer: Outbox): void {
+  /** Closes least recently used statements so that `st` fits. */
+  private makeRoom(s: RemapServer, toServer: Outbox, st: PreparedStatement): void {
     while (s.prepared.size >= this.limits.maxPerServer) {
-      const victim = s.prepared.victim(s.batch);
+      const victim = s.prepared.victim(st);
       if (victim === null) return;
       s.prepared.delete(victim);
       toServer.addWhole(closeStatement(victim.name));
       this.registry.evictions++;
-      this.responses.push(Slot.SwallowClose, victim);
+      this.push(Slot.SwallowClose, victim);
     }
   }
 
   /** Sends a message that fails; its error is replaced by the one PostgreSQL would give the client. */
   private fail(toServer: Outbox, code: string, message: string): void {
     toServer.addWhole(FAILING_PARSE);
-    this.responses.push(Slot.ReplaceError, errorResponse({ severity: 'ERROR', code, message }));
+    this.push(Slot.ReplaceError, errorResponse({ severity: 'ERROR', code, message }));
   }
 
   /**
@@ -279,7 +332,7 @@ export class StatementRemapper {
     else return null;
     toClient.addWhole(BIND_COMPLETE);
     if (run.describe) toClient.addWhole(NO_DATA);
-    toClient.addWhole(commandComplete(answer.kind === 'begin' ? 'BEGIN' : answer.tag));
+    toClient.addWhole(commandComplete(answer.kind === 'begin' ? (beginTag(answer.text) ?? 'BEGIN') : answer.tag));
     toClient.addWhole(answer.kind === 'begin' ? READY_IN_TX : READY_IDLE);
     return answer;
   }
@@ -362,6 +415,11 @@ export class StatementRemapper {
       case Slot.SwallowClose:
         if (code === BackendCode.CloseComplete) q.shift();
         return DROP;
+      case Slot.DuplicateParse:
+        if (code !== BackendCode.ParseComplete) return FORWARD;
+        toClient.addWhole(q.headRef as Buffer);
+        q.shift();
+        return DROP;
       case Slot.Bind:
         if (code === BackendCode.BindComplete) q.shift();
         return FORWARD;
@@ -369,7 +427,12 @@ export class StatementRemapper {
         if (code === BackendCode.RowDescription || code === BackendCode.NoData) q.shift();
         return FORWARD;
       case Slot.Execute:
-        if (code === BackendCode.CommandComplete || code === BackendCode.EmptyQueryResponse || code === BackendCode.PortalSuspended) q.shift();
+        if (code === BackendCode.CommandComplete) {
+          this.afterCommand(buf, start, end, s);
+          q.shift();
+        } else if (code === BackendCode.EmptyQueryResponse || code === BackendCode.PortalSuspended) {
+          q.shift();
+        }
         return FORWARD;
       case Slot.Close:
         if (code === BackendCode.CloseComplete) q.shift();
@@ -411,15 +474,16 @@ export class StatementRemapper {
     }
     let result = FORWARD;
     if (k === Slot.ReplaceError) result = this.replace(buf, start, end, FAILING_PARSE_CODE, q.headRef as Buffer, toClient);
-    this.undo(k, q.headRef, s);
-    q.shift();
-    // PostgreSQL skips everything up to the next Sync: those messages take no effect.
-    const skipped: [Slot, unknown][] = [];
-    while (q.length > 0 && q.headKind !== Slot.Sync) {
-      skipped.push([q.headKind, q.headRef]);
+    else if (k === Slot.SwallowError && readErrorFields(buf, start, end).code === FAILING_PARSE_CODE) result = DROP;
+    // The failed message and everything PostgreSQL skips up to the next Sync take no effect: undone newest first.
+    const undone: [Slot, unknown][] = [];
+    do {
+      undone.push([q.headKind, q.headRef]);
       q.shift();
-    }
-    for (let i = skipped.length - 1; i >= 0; i--) this.undo(skipped[i][0], skipped[i][1], s);
+    } while (q.length > 0 && q.headKind !== Slot.Sync);
+    for (let i = undone.length - 1; i >= 0; i--) this.undo(undone[i][0], undone[i][1], s);
+    // An unnamed Parse that fails has still dropped the previous unnamed statement, as in PostgreSQL.
+    if (k === Slot.Parse && (undone[0][1] as NameChange).name === null) this.unnamed = null;
     return result;
   }
 
@@ -445,7 +509,7 @@ export class StatementRemapper {
       case Slot.DeallocateElsewhere: {
         const c = ref as NameChange;
         this.setName(c.name, c.prev);
-        if (c.server && c.st !== null) s.prepared.use(c.st, -1);
+        if (c.server && c.st !== null) s.prepared.use(c.st);
         return;
       }
       case Slot.SwallowParse:
@@ -453,7 +517,7 @@ export class StatementRemapper {
         return;
       case Slot.SwallowClose:
         // The Close was skipped: the server still holds the statement.
-        s.prepared.use(ref as PreparedStatement, -1);
+        s.prepared.use(ref as PreparedStatement);
         return;
     }
   }

@@ -52,23 +52,21 @@ test('the registry forgets its oldest entries past its limit; holders keep their
   assert.equal(r.find(s[2].p.buf, s[2].p.restStart, s[2].p.buf.length), s[2].st);
 });
 
-test('a server evicts the least recently used statement not used by the current batch', () => {
+test('a server evicts the least recently used statement other than the one it needs now', () => {
   const r = new StatementRegistry(10);
   const sts = ['1', '2', '3'].map((q) => {
     const p = parseMsg('', `select ${q}`);
     return r.lookup(p.buf, p.restStart, p.buf.length);
   });
   const held = new ServerStatements();
-  held.use(sts[0], 1);
-  held.use(sts[1], 1);
-  held.use(sts[2], 2);
-  held.use(sts[0], 2);
-  assert.equal(held.victim(2), sts[1]);
-  assert.equal(held.victim(3), sts[1]);
-  held.use(sts[1], 3);
-  assert.equal(held.victim(3), sts[2]);
+  held.use(sts[0]);
+  held.use(sts[1]);
+  held.use(sts[2]);
+  held.use(sts[0]);
+  assert.equal(held.victim(sts[2]), sts[1]);
+  assert.equal(held.victim(sts[1]), sts[2]);
   held.delete(sts[2]);
   held.delete(sts[0]);
-  assert.equal(held.victim(3), null);
+  assert.equal(held.victim(sts[1]), null);
   assert.equal(held.size, 1);
 });

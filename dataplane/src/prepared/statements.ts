@@ -3,7 +3,7 @@
  * text and parameter types, and per server connection the set of them it holds (least recently used first).
  */
 import { buildParse } from '../protocol/extended.js';
-import { isBegin, transactionEndTag } from '../session/begin.js';
+import { beginTag, transactionEndTag } from '../session/begin.js';
 
 export interface PreparedStatement {
   /** Name on every server connection of the pool that holds it. */
@@ -52,7 +52,7 @@ export class StatementRegistry {
         name,
         parse: buildParse(name, Buffer.from(buf.subarray(restStart, end))),
         validated: false,
-        begin: paramless && isBegin(text) ? text : null,
+        begin: paramless && beginTag(text) !== null ? text : null,
         end: paramless ? transactionEndTag(text) : null,
       };
       if (this.byKey.size >= this.limit) this.byKey.delete(this.byKey.keys().next().value as string);
@@ -62,10 +62,9 @@ export class StatementRegistry {
   }
 }
 
-/** The statements one server connection holds; Map order is least recently used first. */
+/** The statements one server connection holds; Set order is least recently used first. */
 export class ServerStatements {
-  /** statement -> the batch (Sync count) that last used it: those of the current batch are never evicted. */
-  private readonly held = new Map<PreparedStatement, number>();
+  private readonly held = new Set<PreparedStatement>();
 
   get size(): number {
     return this.held.size;
@@ -75,9 +74,9 @@ export class ServerStatements {
     return this.held.has(st);
   }
 
-  use(st: PreparedStatement, batch: number): void {
+  use(st: PreparedStatement): void {
     this.held.delete(st);
-    this.held.set(st, batch);
+    this.held.add(st);
   }
 
   delete(st: PreparedStatement): void {
@@ -88,9 +87,12 @@ export class ServerStatements {
     this.held.clear();
   }
 
-  /** The least recently used statement not used in `batch`, or null. */
-  victim(batch: number): PreparedStatement | null {
-    for (const [st, b] of this.held) if (b !== batch) return st;
+  /**
+   * The least recently used statement other than `keep`. Evicting one a later message of the same pipeline
+   * needs is safe: that message finds it missing and prepares it again first.
+   */
+  victim(keep: PreparedStatement): PreparedStatement | null {
+    for (const st of this.held) if (st !== keep) return st;
     return null;
   }
 }

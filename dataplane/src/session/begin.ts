@@ -11,8 +11,10 @@ const BEGIN = new RegExp(
 );
 const END = /^\s*(COMMIT|END|ROLLBACK|ABORT)(?:\s+(?:WORK|TRANSACTION))?\s*;?\s*$/i;
 
-export function isBegin(sql: string): boolean {
-  return sql.length < 200 && BEGIN.test(sql);
+/** The tag PostgreSQL answers a lone BEGIN / START TRANSACTION with, or null for any other text. */
+export function beginTag(sql: string): 'BEGIN' | 'START TRANSACTION' | null {
+  if (sql.length >= 200 || !BEGIN.test(sql)) return null;
+  return /^\s*START/i.test(sql) ? 'START TRANSACTION' : 'BEGIN';
 }
 
 /** 'COMMIT' or 'ROLLBACK' (the tag PostgreSQL answers with) for a lone transaction end, else null. */

@@ -43,7 +43,7 @@ import type { ClientCredentials } from './credentials.js';
 import { verifyCleartext } from './credentials.js';
 import type { SessionHost } from './host.js';
 import { isReported, reportedName, startupParameters, type ParamMap } from './params.js';
-import { isBegin, transactionEndTag } from './begin.js';
+import { beginTag, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
 import { Dirty } from './reset.js';
 import type { ServerConnection } from './server.js';
@@ -103,6 +103,10 @@ export class ClientConnection implements PoolClient {
   pausedForServer = false;
   private reserved: PoolServer | null = null;
   private queued: Buffer[] = [];
+  /** Messages held behind a sync point until earlier statement-name changes are settled (see StatementRemapper.hold). */
+  private held: Buffer[] = [];
+  private heldWhole: boolean[] = [];
+  private heldBytes = 0;
   /** Per queued slice: a whole message (true) or a part of a long one. */
   private queuedWhole: boolean[] = [];
   /** A BEGIN answered by Doorman, to be sent before the client's next statement. */
@@ -206,8 +210,10 @@ export class ClientConnection implements PoolClient {
         }
         if (this.server !== null) this.send(f.buf, f.start, f.end);
         else this.enqueue(f.buf, f.start, f.end, true);
-      } else if (this.server !== null) {
+      } else if (this.server !== null && this.held.length === 0) {
         this.toServer.add(f.buf, f.start, f.end);
+      } else if (this.server !== null) {
+        this.hold(f.buf, f.start, f.end, false);
       } else {
         this.enqueue(f.buf, f.start, f.end, false);
       }
@@ -220,12 +226,43 @@ export class ClientConnection implements PoolClient {
   private send(buf: Buffer, start: number, end: number): void {
     const rm = this.remapper;
     if (rm === null) return this.toServer.add(buf, start, end);
+    if (rm.hold) return this.hold(buf, start, end, true);
     try {
       rm.translate(buf, start, end, this.server!, this.toServer, this.toClient);
     } catch (err) {
       if (!(err instanceof ProtocolViolation)) throw err;
       this.fatal(E.protocolViolation, `invalid message: ${err.message}`);
     }
+  }
+
+  private hold(buf: Buffer, start: number, end: number, whole: boolean): void {
+    this.held.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    this.heldWhole.push(whole);
+    this.heldBytes += end - start;
+    if (this.heldBytes > this.host.general.maxBufferedBytes && !this.pausedForServer) {
+      this.pausedForServer = true;
+      this.socket.pause();
+    }
+  }
+
+  /** The names are settled: the messages held behind a sync point are translated now. */
+  private releaseHeld(rm: StatementRemapper): void {
+    rm.hold = false;
+    const held = this.held;
+    const whole = this.heldWhole;
+    this.held = [];
+    this.heldWhole = [];
+    this.heldBytes = 0;
+    for (let i = 0; i < held.length; i++) {
+      if (rm.hold || this.server === null) {
+        this.hold(held[i], 0, held[i].length, whole[i]);
+        continue;
+      }
+      if (whole[i]) this.send(held[i], 0, held[i].length);
+      else this.toServer.add(held[i], 0, held[i].length);
+    }
+    this.flushToServer();
+    if (this.pausedForServer && this.heldBytes <= this.host.general.maxBufferedBytes) this.resumeReading();
   }
 
   private flushToServer(): void {
@@ -287,9 +324,10 @@ export class ClientConnection implements PoolClient {
     let tag: string;
     let status: Buffer;
     if (this.deferredBegin === null) {
-      if (!isBegin(text)) return false;
+      const begin = beginTag(text);
+      if (begin === null) return false;
       this.deferredBegin = text;
-      tag = 'BEGIN';
+      tag = begin;
       status = READY_IN_TX;
     } else {
       const end = transactionEndTag(text);
@@ -323,7 +361,11 @@ export class ClientConnection implements PoolClient {
 
   /** Called by the server after relaying a chunk: release at transaction end, apply backpressure. */
   afterServerData(s: ServerConnection): void {
-    this.remapper?.emitSynthetics(this.toClient);
+    const rm = this.remapper;
+    if (rm !== null) {
+      rm.emitSynthetics(this.toClient);
+      if (rm.hold && rm.settled) this.releaseHeld(rm);
+    }
     this.toClient.flush();
     if (this.pending <= 0 && !this.unsynced && s.txStatus === TxStatus.Idle && !this.framer.inStream) {
       this.pending = 0;
@@ -701,6 +743,8 @@ export class ClientConnection implements PoolClient {
     this.queued = [];
     this.queuedWhole = [];
     this.queuedBytes = 0;
+    this.held = [];
+    this.heldWhole = [];
     if (prev === ClientState.Waiting) this.pool!.cancelWait();
     if (prev === ClientState.Reserved && this.reserved !== null) {
       (this.reserved as ServerConnection).reservedFor = null;

@@ -28,6 +28,13 @@ export const enum Slot {
   SwallowClose,
   /** A message injected to fail; its ErrorResponse is replaced by the client's own error. */
   ReplaceError,
+  /**
+   * Parse of a name the client already uses, sent unnamed: PostgreSQL checks the SQL first, so its error
+   * passes; if the SQL is fine, the ParseComplete becomes the "already exists" error.
+   */
+  DuplicateParse,
+  /** A message injected only to make the server skip to Sync: its ErrorResponse is swallowed. */
+  SwallowError,
   /** Simple-query twin of ReplaceError: the error is replaced, ReadyForQuery passes. */
   ReplaceErrorQuery,
   /** The client's DEALLOCATE of a statement this server holds, rewritten to the server name. */
@@ -36,8 +43,18 @@ export const enum Slot {
   DeallocateElsewhere,
 }
 
+/** Slots answered by ReadyForQuery. */
+function endsBatch(kind: Slot): boolean {
+  return kind === Slot.Sync || kind === Slot.Query || kind === Slot.ReplaceErrorQuery || kind === Slot.Deallocate || kind === Slot.DeallocateElsewhere;
+}
+
 export class ResponseQueue {
+  /** Queued slots whose effect (on statement names, or on what the server holds) PostgreSQL may still undo. */
+  tentative = 0;
+  /** Queued slots awaiting a ReadyForQuery: batches sent and not yet answered. */
+  batches = 0;
   private kinds = new Uint8Array(64);
+  private flags = new Uint8Array(64);
   private refs: unknown[] = new Array(64);
   private head = 0;
   private count = 0;
@@ -54,21 +71,32 @@ export class ResponseQueue {
     return this.refs[this.head];
   }
 
-  push(kind: Slot, ref: unknown = undefined): void {
+  push(kind: Slot, ref: unknown = undefined, tentative = false): void {
     if (this.count === this.kinds.length) this.grow();
     const i = (this.head + this.count) & (this.kinds.length - 1);
     this.kinds[i] = kind;
+    this.flags[i] = tentative ? 1 : 0;
     this.refs[i] = ref;
     this.count++;
+    if (tentative) this.tentative++;
+    if (endsBatch(kind)) this.batches++;
   }
 
   /** Replaces the head slot (a DEALLOCATE that failed becomes a plain Query awaiting its ReadyForQuery). */
   setHead(kind: Slot, ref: unknown = undefined): void {
+    const old = this.kinds[this.head] as Slot;
+    this.tentative -= this.flags[this.head];
+    this.flags[this.head] = 0;
+    if (endsBatch(old)) this.batches--;
+    if (endsBatch(kind)) this.batches++;
     this.kinds[this.head] = kind;
     this.refs[this.head] = ref;
   }
 
   shift(): void {
+    const kind = this.kinds[this.head] as Slot;
+    this.tentative -= this.flags[this.head];
+    if (endsBatch(kind)) this.batches--;
     this.refs[this.head] = undefined;
     this.head = (this.head + 1) & (this.kinds.length - 1);
     this.count--;
@@ -81,13 +109,16 @@ export class ResponseQueue {
   private grow(): void {
     const n = this.kinds.length * 2;
     const kinds = new Uint8Array(n);
+    const flags = new Uint8Array(n);
     const refs: unknown[] = new Array(n);
     for (let i = 0; i < this.count; i++) {
       const j = (this.head + i) & (this.kinds.length - 1);
       kinds[i] = this.kinds[j];
+      flags[i] = this.flags[j];
       refs[i] = this.refs[j];
     }
     this.kinds = kinds;
+    this.flags = flags;
     this.refs = refs;
     this.head = 0;
   }

@@ -50,8 +50,6 @@ export class ServerConnection implements PoolServer {
   readonly extra: ParamMap = new Map();
   readonly startupStatus: [string, string][] = [];
   readonly prepared = new ServerStatements();
-  /** Syncs relayed: prepared statements used in the current batch are not evicted. */
-  batch = 0;
   readonly createdAt: number;
   lastUsed: number;
   dirty = 0;
