@@ -1,9 +1,11 @@
 /**
  * Gathers what goes to one socket while a chunk is processed: contiguous ranges of the same buffer merge
  * into one slice, so a chunk of pass-through messages leaves as a single write; anything else (a rewritten
- * or synthesized message) is queued in order and the lot goes out corked, as one writev.
+ * or synthesized message) is queued in order, and the lot goes out as one write (copied together when small).
  */
 import type net from 'node:net';
+
+const COPY_LIMIT = 64 * 1024;
 
 export class Outbox {
   private buf: Buffer | null = null;
@@ -42,9 +44,16 @@ export class Outbox {
     if (parts.length === 1) {
       this.socket.write(parts[0]);
     } else {
-      this.socket.cork();
-      for (const p of parts) this.socket.write(p);
-      this.socket.uncork();
+      let total = 0;
+      for (const p of parts) total += p.length;
+      // A small copy is much cheaper than a corked writev through the stream machinery.
+      if (total <= COPY_LIMIT) {
+        this.socket.write(Buffer.concat(parts, total));
+      } else {
+        this.socket.cork();
+        for (const p of parts) this.socket.write(p);
+        this.socket.uncork();
+      }
     }
     this.parts = [];
   }
