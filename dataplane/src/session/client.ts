@@ -42,7 +42,7 @@ import type { PoolClient, PoolServer } from '../pool/members.js';
 import type { ClientCredentials } from './credentials.js';
 import { verifyCleartext } from './credentials.js';
 import type { SessionHost } from './host.js';
-import { isReported, reportedName, startupParameters, type ParamMap } from './params.js';
+import { applySync, isReported, reportedName, startupParameters, syncQuery, type ParamMap } from './params.js';
 import { beginTag, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
 import { Dirty } from './reset.js';
@@ -103,6 +103,12 @@ export class ClientConnection implements PoolClient {
   pausedForServer = false;
   private reserved: PoolServer | null = null;
   private queued: Buffer[] = [];
+  private heldStatus: { key: string; name: string; value: string; before: string | undefined; message: Buffer }[] = [];
+  /** The client's session defaults: the parameters it had right after login. */
+  private sessionDefaults: ParamMap = new Map();
+  private resyncNeeded = false;
+  /** A RESET or DISCARD ALL completed and its ReadyForQuery has not come yet (PostgreSQL reports the changes in between). */
+  parametersReset = false;
   /** Messages held behind a sync point until earlier statement-name changes are settled (see StatementRemapper.hold). */
   private held: Buffer[] = [];
   private heldWhole: boolean[] = [];
@@ -245,6 +251,16 @@ export class ClientConnection implements PoolClient {
     }
   }
 
+  /** The server still serves this client (session mode, or inside a transaction): give it the client's values again. */
+  private resync(s: ServerConnection): void {
+    this.resyncNeeded = false;
+    const q = syncQuery(this.wanted, s.status, s.extra);
+    if (q === null) return;
+    s.runInternal([q], (ok) => {
+      if (ok) applySync(this.wanted, s.extra);
+    });
+  }
+
   /** The names are settled: the messages held behind a sync point are translated now. */
   private releaseHeld(rm: StatementRemapper): void {
     rm.hold = false;
@@ -361,6 +377,7 @@ export class ClientConnection implements PoolClient {
 
   /** Called by the server after relaying a chunk: release at transaction end, apply backpressure. */
   afterServerData(s: ServerConnection): void {
+    if (this.heldStatus.length > 0) this.releaseParameterStatus(this.parametersReset);
     const rm = this.remapper;
     if (rm !== null) {
       rm.emitSynthetics(this.toClient);
@@ -373,6 +390,7 @@ export class ClientConnection implements PoolClient {
       // Shutting down: a client leaves at its first transaction boundary, in either pool mode.
       if (this.host.shuttingDown) return this.fatal(E.adminShutdown, 'terminating connection due to administrator command');
       if (this.server === null) return;
+      if (this.resyncNeeded) this.resync(s);
     }
     if (this.socket.writableLength > this.host.general.maxBufferedBytes && !s.pausedForClient) {
       s.pausedForClient = true;
@@ -457,6 +475,36 @@ export class ClientConnection implements PoolClient {
       return;
     }
     if (this.pausedForServer) this.resumeReading();
+  }
+
+  /**
+   * ParameterStatus from the attached server is held until the next message shows why it came: after RESET or
+   * DISCARD ALL the server went back to its own defaults, but the client's session defaults are its startup
+   * values, so the client is told those (only where its value really changes) and the server is re-synced.
+   */
+  holdParameterStatus(name: string, value: string, buf: Buffer, start: number, end: number): void {
+    const key = name.toLowerCase();
+    this.heldStatus.push({ key, name, value, before: this.wanted.get(key), message: Buffer.from(buf.subarray(start, end)) });
+    if (isReported(key)) this.wanted.set(key, value);
+  }
+
+  get heldStatusCount(): number {
+    return this.heldStatus.length;
+  }
+
+  releaseParameterStatus(afterReset: boolean): void {
+    const held = this.heldStatus;
+    this.heldStatus = [];
+    for (const h of held) {
+      const own = this.sessionDefaults.get(h.key);
+      if (!afterReset || own === undefined || !isReported(h.key)) {
+        this.toClient.addWhole(h.message);
+        continue;
+      }
+      this.wanted.set(h.key, own);
+      if (h.before !== own) this.toClient.addWhole(parameterStatus(h.name, own));
+      this.resyncNeeded = true;
+    }
   }
 
   private ensureRemapper(): void {
@@ -709,6 +757,7 @@ export class ClientConnection implements PoolClient {
       }
     }
     this.wanted = wanted;
+    this.sessionDefaults = new Map(wanted);
     this.ensureRemapper();
     parts.push(backendKeyData(this.processId, this.secretKey), READY_IDLE);
     this.socket.write(Buffer.concat(parts));

@@ -66,3 +66,15 @@ export function resetStatements(flags: number, txStatus: number, sessionMode: bo
   if (flags & Dirty.Listen) out.push('UNLISTEN *');
   return out;
 }
+
+const TAG_RESET = Buffer.from('RESET\0');
+const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
+
+/** RESET and DISCARD ALL return parameters to the session's defaults (CommandComplete at buf[start..end)). */
+export function resetsParameters(buf: Buffer, start: number, end: number): boolean {
+  const n = end - start - 5;
+  return (
+    (n === TAG_RESET.length && buf.compare(TAG_RESET, 0, n, start + 5, end) === 0) ||
+    (n === TAG_DISCARD_ALL.length && buf.compare(TAG_DISCARD_ALL, 0, n, start + 5, end) === 0)
+  );
+}

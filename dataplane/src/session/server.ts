@@ -16,7 +16,7 @@ import { cancelRequest, passwordMessage, query, saslInitialResponse, saslRespons
 import type { Pool } from '../pool/pool.js';
 import { ServerPoolState, type PoolServer } from '../pool/members.js';
 import { isReported, type ParamMap } from './params.js';
-import { dirtyAfterCommand } from './reset.js';
+import { dirtyAfterCommand, resetsParameters } from './reset.js';
 import { ServerStatements } from '../prepared/statements.js';
 import type { ClientConnection } from './client.js';
 import type { ServerCredentials } from './credentials.js';
@@ -291,8 +291,17 @@ export class ServerConnection implements PoolServer {
         const buf = f.buf;
         const start = f.start;
         const code = f.code;
-        if (code === BackendCode.ReadyForQuery) this.txStatus = buf[start + 5];
-        else if (code === BackendCode.ParameterStatus) this.onParameterStatus(buf, start, f.end, client);
+        if (code === BackendCode.ReadyForQuery) {
+          this.txStatus = buf[start + 5];
+        } else if (code === BackendCode.ParameterStatus) {
+          const [name, value] = readParameterStatus(buf, start, f.end);
+          this.status.set(name.toLowerCase(), value);
+          client.holdParameterStatus(name, value, buf, start, f.end);
+          continue;
+        }
+        if (code === BackendCode.CommandComplete && resetsParameters(buf, start, f.end)) client.parametersReset = true;
+        if (client.heldStatusCount > 0) client.releaseParameterStatus(client.parametersReset);
+        if (code === BackendCode.ReadyForQuery) client.parametersReset = false;
         const rm = client.remapper;
         if (rm !== null && !rm.onResponse(code, buf, start, f.end, this, client.toClient)) continue;
         if (code === BackendCode.ReadyForQuery) client.pending--;

@@ -1,0 +1,465 @@
+/**
+ * Seeded property test for transparent prepared statements: several raw-protocol clients issue random
+ * interleavings of Parse (named and unnamed, sometimes bad SQL, the same text with different parameter
+ * types), Bind, Describe, Execute, Close and Sync through Doorman over 2 server connections. The same
+ * per-client sequences run on direct connections to PostgreSQL, and each client's replies must match:
+ * message types, data rows, row and parameter descriptions, command tags, SQLSTATEs and transaction status.
+ *
+ * A failure names the seed; PROPERTY_SEED=<n> replays it.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import {
+  startDoorman,
+  startPostgres,
+  type DoormanConfig,
+  type DoormanProcess,
+  type PgCluster,
+} from '../harness/index.js';
+
+const DB = 'app';
+const ROLE = 'prop';
+const WAIT_MS = 20_000;
+const SEED = Number(process.env.PROPERTY_SEED ?? 20_240_229);
+const CLIENTS = 8;
+const SEQUENCES_PER_CLIENT = 25;
+/** Bound on one run of all clients through Doorman. */
+const RUN_DEADLINE_MS = 40_000;
+const POOL_SIZE = 2;
+
+// ---------------------------------------------------------------------------
+// Frontend messages.
+
+function int16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n);
+  return b;
+}
+
+function int32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`, 'utf8');
+}
+
+function frame(type: string, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from(type, 'ascii'), int32(body.length + 4), body]);
+}
+
+const fe = {
+  startup(params: Readonly<Record<string, string>>): Buffer {
+    const body = Buffer.concat([int32(196608), ...Object.entries(params).flatMap(([k, v]) => [cstr(k), cstr(v)]), Buffer.alloc(1)]);
+    return Buffer.concat([int32(body.length + 4), body]);
+  },
+  query: (sql: string): Buffer => frame('Q', cstr(sql)),
+  parse: (name: string, sql: string, types: readonly number[] = []): Buffer => frame('P', cstr(name), cstr(sql), int16(types.length), ...types.map(int32)),
+  bind(statement: string, params: readonly (string | null)[] = [], portal = ''): Buffer {
+    const values = params.flatMap((p) => (p === null ? [int32(-1)] : [int32(Buffer.byteLength(p)), Buffer.from(p, 'utf8')]));
+    return frame('B', cstr(portal), cstr(statement), int16(0), int16(params.length), ...values, int16(0));
+  },
+  describe: (kind: 'S' | 'P', name: string): Buffer => frame('D', Buffer.from(kind, 'ascii'), cstr(name)),
+  execute: (portal = '', maxRows = 0): Buffer => frame('E', cstr(portal), int32(maxRows)),
+  close: (kind: 'S' | 'P', name: string): Buffer => frame('C', Buffer.from(kind, 'ascii'), cstr(name)),
+  sync: (): Buffer => frame('S'),
+  terminate: (): Buffer => frame('X'),
+};
+
+// ---------------------------------------------------------------------------
+// Backend messages, rendered as short strings so whole exchanges compare with deepEqual.
+
+interface Message {
+  type: string;
+  body: Buffer;
+}
+
+function errorFields(body: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < body.length && body[i] !== 0) {
+    const end = body.indexOf(0, i + 1);
+    out[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end);
+    i = end + 1;
+  }
+  return out;
+}
+
+function dataRow(body: Buffer): (string | null)[] {
+  const out: (string | null)[] = [];
+  let at = 2;
+  for (let i = body.readInt16BE(0); i > 0; i--) {
+    const len = body.readInt32BE(at);
+    at += 4;
+    out.push(len < 0 ? null : body.toString('utf8', at, at + len));
+    if (len > 0) at += len;
+  }
+  return out;
+}
+
+/** RowDescription as `name:typeoid` pairs. */
+function rowDescription(body: Buffer): string {
+  const out: string[] = [];
+  let at = 2;
+  for (let i = body.readInt16BE(0); i > 0; i--) {
+    const end = body.indexOf(0, at);
+    out.push(`${body.toString('utf8', at, end)}:${body.readInt32BE(end + 7)}`);
+    at = end + 19;
+  }
+  return out.join(',');
+}
+
+function render(m: Message): string {
+  switch (m.type) {
+    case 'E':
+    case 'N': {
+      const f = errorFields(m.body);
+      return `${m.type} ${f.C} ${f.M}`;
+    }
+    case 'D':
+      return `D ${dataRow(m.body).map((c) => c ?? 'NULL').join('|')}`;
+    case 'C':
+      return `C ${m.body.toString('utf8', 0, m.body.length - 1)}`;
+    case 'Z':
+      return `Z ${String.fromCharCode(m.body[0])}`;
+    case 'T':
+      return `T ${rowDescription(m.body)}`;
+    case 't': {
+      const oids = Array.from({ length: m.body.readInt16BE(0) }, (_, i) => m.body.readInt32BE(2 + 4 * i));
+      return `t ${oids.join(',')}`;
+    }
+    default:
+      return m.type;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The raw client.
+
+class RawClient {
+  private pending = Buffer.alloc(0);
+  private readonly inbox: Message[] = [];
+  private wake: (() => void) | null = null;
+  private closed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.pending = Buffer.concat([this.pending, chunk]);
+      while (this.pending.length >= 5 && this.pending.length >= 1 + this.pending.readInt32BE(1)) {
+        const total = 1 + this.pending.readInt32BE(1);
+        this.inbox.push({ type: String.fromCharCode(this.pending[0]), body: this.pending.subarray(5, total) });
+        this.pending = this.pending.subarray(total);
+      }
+      this.wake?.();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake?.();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async connect(port: number, user: string, database = DB, startup: Readonly<Record<string, string>> = {}): Promise<RawClient> {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const client = new RawClient(socket);
+    socket.write(fe.startup({ user, database, application_name: 'raw-suite', ...startup }));
+    const login = await client.untilReady(1);
+    const error = login.find((m) => m.type === 'E');
+    if (error) throw new Error(`login of ${user} to ${database} on ${port} failed: ${render(error)}`);
+    return client;
+  }
+
+  send(frames: readonly Buffer[]): void {
+    this.socket.write(Buffer.concat(frames));
+  }
+
+  /** Takes the messages through the `n`th ReadyForQuery from now; rejects after `timeoutMs` without consuming any. */
+  async untilReady(n: number, timeoutMs = WAIT_MS): Promise<Message[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let seen = 0;
+      const end = this.inbox.findIndex((m) => m.type === 'Z' && ++seen === n);
+      if (end >= 0) return this.inbox.splice(0, end + 1);
+      if (this.closed) throw new Error(`connection closed while waiting for ${n}× ReadyForQuery; got ${this.inbox.map(render).join(' / ')}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${n}× ReadyForQuery within ${timeoutMs} ms; got ${this.inbox.map(render).join(' / ')}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  /** Sends `frames` and returns the rendered replies through one ReadyForQuery per Sync or Query sent. */
+  async exchange(frames: readonly Buffer[], timeoutMs = WAIT_MS): Promise<string[]> {
+    const waits = frames.filter((f) => f[0] === 0x53 || f[0] === 0x51).length;
+    this.send(frames);
+    return (await this.untilReady(waits, timeoutMs)).map(render);
+  }
+
+  /** Simple query that must not fail; its data rows. */
+  async rows(sql: string): Promise<string[][]> {
+    const replies = await this.exchange([fe.query(sql)]);
+    assert.deepEqual(replies.filter((r) => r.startsWith('E ')), [], `${sql}: ${replies.join(' / ')}`);
+    return replies.filter((r) => r.startsWith('D ')).map((r) => r.slice(2).split('|'));
+  }
+
+  async end(): Promise<void> {
+    if (!this.closed) this.socket.end(fe.terminate());
+    const timer = setTimeout(() => this.socket.destroy(), 5_000);
+    while (!this.closed) await new Promise<void>((resolve) => (this.wake = resolve));
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Random sequences.
+
+/** Statement texts with their Parse parameter types; several share a text with different types. */
+const TEXTS: readonly { sql: string; types: readonly number[]; params: number }[] = [
+  { sql: 'select $1::int + 1 as n', types: [], params: 1 },
+  { sql: "select $1::text || '!' as t", types: [], params: 1 },
+  { sql: 'select $1 as x', types: [23], params: 1 },
+  { sql: 'select $1 as x', types: [25], params: 1 },
+  { sql: 'select $1 as x', types: [], params: 1 },
+  { sql: 'select $1::int as a, $2::int * 2 as b', types: [], params: 2 },
+  { sql: 'select generate_series(1, $1::int) as g', types: [], params: 1 },
+  // random() keeps the division out of plan-time constant folding, so a zero fails at Execute whatever
+  // plan (custom or generic) the shared server statement has settled on.
+  { sql: 'select 10 / ($1::int + (random() * 0)::int) as q', types: [], params: 1 },
+  { sql: 'select 1 as one', types: [], params: 0 },
+  { sql: 'selec 1', types: [], params: 0 },
+  { sql: 'select * from no_such_table', types: [], params: 0 },
+  { sql: 'begin', types: [], params: 0 },
+  { sql: 'commit', types: [], params: 0 },
+  { sql: 'rollback', types: [], params: 0 },
+];
+const NAMES = ['', 's1', 's2', 's3'];
+const PORTALS = ['', '', 'p1'];
+const VALUES = ['0', '1', '2', '7', '3', 'x', null];
+
+type Op =
+  | { kind: 'parse'; name: string; text: number }
+  | { kind: 'bind'; portal: string; statement: string; params: (string | null)[]; binary: boolean }
+  | { kind: 'describe'; what: 'S' | 'P'; name: string }
+  | { kind: 'execute'; portal: string; maxRows: number }
+  | { kind: 'close'; what: 'S' | 'P'; name: string }
+  | { kind: 'sync' };
+
+/** mulberry32: small, seedable, good enough to spread choices. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One client's sequences; each is 1-3 batches of 1-6 messages, every batch ending with Sync. */
+function generate(seed: number, count: number): Op[][] {
+  const rand = prng(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)];
+  // What the generator last parsed under each name, to give Bind the right parameter count most of the time.
+  const parsed = new Map<string, number>();
+  const sequences: Op[][] = [];
+  for (let s = 0; s < count; s++) {
+    const ops: Op[] = [];
+    for (let batches = 1 + Math.floor(rand() * 3); batches > 0; batches--) {
+      for (let n = 1 + Math.floor(rand() * 6); n > 0; n--) {
+        const r = rand();
+        if (r < 0.3) {
+          const op: Op = { kind: 'parse', name: pick(NAMES), text: Math.floor(rand() * TEXTS.length) };
+          parsed.set(op.name, op.text);
+          ops.push(op);
+        } else if (r < 0.6) {
+          const statement = rand() < 0.05 ? 'nope' : pick(NAMES);
+          const known = parsed.get(statement);
+          const count = known !== undefined && rand() < 0.85 ? TEXTS[known].params : Math.floor(rand() * 3);
+          const params = Array.from({ length: count }, () => (rand() < 0.85 ? pick(VALUES.slice(0, 5)) : pick(VALUES)));
+          const portal = pick(PORTALS);
+          ops.push({ kind: 'bind', portal, statement, params, binary: rand() < 0.2 });
+          if (rand() < 0.7) ops.push({ kind: 'execute', portal, maxRows: rand() < 0.2 ? 1 : 0 });
+        } else if (r < 0.75) {
+          ops.push({ kind: 'execute', portal: pick(PORTALS), maxRows: rand() < 0.2 ? 1 : 0 });
+        } else if (r < 0.88) {
+          ops.push(rand() < 0.6 ? { kind: 'describe', what: 'S', name: pick(NAMES) } : { kind: 'describe', what: 'P', name: pick(PORTALS) });
+        } else {
+          ops.push(rand() < 0.8 ? { kind: 'close', what: 'S', name: pick(NAMES) } : { kind: 'close', what: 'P', name: pick(PORTALS) });
+        }
+      }
+      ops.push({ kind: 'sync' });
+    }
+    sequences.push(ops);
+  }
+  return sequences;
+}
+
+function frameOf(op: Op): Buffer {
+  switch (op.kind) {
+    case 'parse':
+      return fe.parse(op.name, TEXTS[op.text].sql, TEXTS[op.text].types);
+    case 'bind':
+      return frame(
+        'B',
+        cstr(op.portal),
+        cstr(op.statement),
+        int16(0),
+        int16(op.params.length),
+        ...op.params.flatMap((p) => (p === null ? [int32(-1)] : [int32(Buffer.byteLength(p)), Buffer.from(p, 'utf8')])),
+        ...(op.binary ? [int16(1), int16(1)] : [int16(0)]),
+      );
+    case 'describe':
+      return fe.describe(op.what, op.name);
+    case 'execute':
+      return fe.execute(op.portal, op.maxRows);
+    case 'close':
+      return fe.close(op.what, op.name);
+    case 'sync':
+      return fe.sync();
+  }
+}
+
+function showOp(op: Op): string {
+  switch (op.kind) {
+    case 'parse':
+      return `Parse(${JSON.stringify(op.name)}, ${JSON.stringify(TEXTS[op.text].sql)}, [${TEXTS[op.text].types.join(',')}])`;
+    case 'bind':
+      return `Bind(${JSON.stringify(op.portal)}, ${JSON.stringify(op.statement)}, ${JSON.stringify(op.params)}${op.binary ? ', binary' : ''})`;
+    case 'describe':
+      return `Describe(${op.what}, ${JSON.stringify(op.name)})`;
+    case 'execute':
+      return `Execute(${JSON.stringify(op.portal)}, ${op.maxRows})`;
+    case 'close':
+      return `Close(${op.what}, ${JSON.stringify(op.name)})`;
+    case 'sync':
+      return 'Sync';
+  }
+}
+
+/** The fields that matter, exactly: data and descriptions as bytes, tags, SQLSTATEs, transaction status. */
+function exact(m: Message): string {
+  switch (m.type) {
+    case 'E':
+    case 'N':
+      return `${m.type} ${errorFields(m.body).C}`;
+    case 'C':
+      return `C ${m.body.toString('utf8', 0, m.body.length - 1)}`;
+    case 'Z':
+      return `Z ${String.fromCharCode(m.body[0])}`;
+    case 'D':
+    case 'T':
+    case 't':
+      return `${m.type} ${m.body.toString('hex')}`;
+    default:
+      return m.type;
+  }
+}
+
+interface Played {
+  replies: string[][];
+  error: string | null;
+}
+
+/** One client's sequences on one connection; stops starting new ones after `deadline`. */
+async function play(port: number, sequences: readonly Op[][], deadline: number): Promise<Played> {
+  const replies: string[][] = [];
+  let c: RawClient | undefined;
+  try {
+    c = await RawClient.connect(port, ROLE, DB);
+    for (const ops of sequences) {
+      if (Date.now() > deadline) break;
+      c.send(ops.map(frameOf));
+      replies.push((await c.untilReady(ops.filter((o) => o.kind === 'sync').length)).map(exact));
+    }
+    return { replies, error: null };
+  } catch (err) {
+    return { replies, error: `after ${replies.length} sequences: ${err instanceof Error ? err.message : String(err)}` };
+  } finally {
+    await c?.end();
+  }
+}
+
+function doormanConfig(cluster: PgCluster, general: Record<string, unknown>): DoormanConfig {
+  return {
+    general: { host: '127.0.0.1', port: 0, query_wait_timeout: '30s', pg_hba: 'host all all 127.0.0.1/32 trust\n', ...general },
+    pools: {
+      [DB]: { server_host: cluster.host, server_port: cluster.port, pool_mode: 'transaction', users: [{ username: ROLE, password: 'unused', pool_size: POOL_SIZE }] },
+    },
+  };
+}
+
+describe('prepared statements: random protocol sequences, direct vs Doorman', { timeout: 115_000 }, () => {
+  let cluster: PgCluster | undefined;
+
+  before(async () => {
+    cluster = await startPostgres({ hba: ['local all all trust', `host all ${ROLE} 127.0.0.1/32 trust`, 'host all all 127.0.0.1/32 scram-sha-256', ''].join('\n') });
+    await cluster.query(`CREATE ROLE ${ROLE} LOGIN;`);
+  });
+
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  async function property(seed: number, general: Record<string, unknown>): Promise<void> {
+    assert.ok(cluster, 'PostgreSQL did not start');
+    const plans = Array.from({ length: CLIENTS }, (_, i) => generate(seed * 1000 + i, SEQUENCES_PER_CLIENT));
+    const far = Date.now() + 10 * RUN_DEADLINE_MS;
+    const direct = await Promise.all(plans.map((p) => play(cluster!.port, p, far)));
+    direct.forEach((d, i) => assert.equal(d.error, null, `direct client ${i}: ${d.error}`));
+
+    const doorman: DoormanProcess = await startDoorman(doormanConfig(cluster, general));
+    let via: Played[];
+    try {
+      const deadline = Date.now() + RUN_DEADLINE_MS;
+      via = await Promise.all(plans.map((p) => play(doorman.port, p, deadline)));
+    } finally {
+      await doorman.stop();
+    }
+
+    const failures: string[] = [];
+    via.forEach((v, i) => {
+      const at = v.replies.findIndex((r, j) => JSON.stringify(r) !== JSON.stringify(direct[i].replies[j]));
+      const where = at >= 0 ? at : v.replies.length;
+      if (at < 0 && v.error === null && v.replies.length === SEQUENCES_PER_CLIENT) return;
+      const history = plans[i].slice(0, where + 1).map((ops, j) => `  #${j}: ${ops.map(showOp).join(' ')}`);
+      const lines = [`client ${i} (seed ${seed}), sequence #${where}:`, ...history.slice(-6)];
+      if (at >= 0) {
+        lines.push(`  direct:  ${direct[i].replies[at].join(' / ')}`, `  doorman: ${v.replies[at].join(' / ')}`);
+      } else {
+        lines.push(`  ${v.error ?? `only ${v.replies.length} of ${SEQUENCES_PER_CLIENT} sequences within ${RUN_DEADLINE_MS} ms`}`);
+      }
+      failures.push(lines.join('\n'));
+    });
+    assert.equal(failures.length, 0, `${failures.length} of ${CLIENTS} clients differ:\n${failures.slice(0, 3).join('\n')}`);
+  }
+
+  test(`${CLIENTS} clients × ${SEQUENCES_PER_CLIENT} sequences over ${POOL_SIZE} servers (default statement limit)`, async () => {
+    await property(SEED, {});
+  });
+
+  test(
+    `${CLIENTS} clients × ${SEQUENCES_PER_CLIENT} sequences over ${POOL_SIZE} servers, max_prepared_statements: 2 (eviction)`,
+    // A statement evicted and needed again inside an aborted transaction cannot be re-prepared: PostgreSQL's
+    // 25P02 is reported where a direct connection would first report a Bind parameter-count error (08P01).
+    { todo: 'known limit: re-preparing an evicted statement inside an aborted transaction' },
+    async () => {
+    await property(SEED + 1, { max_prepared_statements: 2 });
+    },
+  );
+});
