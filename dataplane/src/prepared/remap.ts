@@ -141,10 +141,10 @@ export class StatementRemapper {
   // ---- client -> server ----
 
   /** Sends one client message (buf[start..end)) to `s`, rewritten as needed. */
-  translate(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox, toClient: Outbox): void {
+  translate(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox): void {
     switch (buf[start]) {
       case FrontendCode.Parse:
-        return this.parse(buf, start, end, s, toServer, toClient);
+        return this.parse(buf, start, end, s, toServer);
       case FrontendCode.Bind: {
         const parts = readBind(buf, start, end);
         const st = this.resolve(parts.statement);
@@ -175,8 +175,7 @@ export class StatementRemapper {
         const name = t.name === '' ? null : t.name;
         const change: NameChange = { name, prev: this.current(name), st: null, server: false };
         this.setName(name, undefined);
-        this.push(Slot.SynthClose, change);
-        return this.emitSynthetics(toClient);
+        return this.push(Slot.SynthClose, change);
       }
       case FrontendCode.Execute:
         toServer.add(buf, start, end);
@@ -201,7 +200,7 @@ export class StatementRemapper {
     }
   }
 
-  private parse(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox, toClient: Outbox): void {
+  private parse(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox): void {
     const { name, restStart } = readParse(buf, start, end);
     if (name !== '') {
       if (this.named.has(name)) {
@@ -228,8 +227,7 @@ export class StatementRemapper {
         toServer.addWhole(buildParse('', buf.subarray(restStart, end)));
         return this.push(Slot.Parse, change);
       }
-      this.push(Slot.SynthParse, change);
-      return this.emitSynthetics(toClient);
+      return this.push(Slot.SynthParse, change);
     }
     this.makeRoom(s, toServer, st);
     toServer.addWhole(st.parse);
@@ -362,6 +360,14 @@ export class StatementRemapper {
   }
 
   // ---- server -> client ----
+
+  /**
+   * After a client chunk is translated: answers Doorman owes that no server message will follow go out now;
+   * the others wait for the server's reply so that both leave in one write.
+   */
+  afterTranslate(toClient: Outbox): void {
+    if (this.responses.serverBound === 0) this.emitSynthetics(toClient);
+  }
 
   /** Writes the responses Doorman owes itself once everything before them has arrived. */
   emitSynthetics(toClient: Outbox): void {

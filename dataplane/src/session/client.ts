@@ -103,6 +103,8 @@ export class ClientConnection implements PoolClient {
   pausedForServer = false;
   private reserved: PoolServer | null = null;
   private queued: Buffer[] = [];
+  /** Inside relay(): writes are flushed once the whole chunk is handled. */
+  private relaying = false;
   private heldStatus: { key: string; name: string; value: string; before: string | undefined; message: Buffer }[] = [];
   /** The client's session defaults: the parameters it had right after login. */
   private sessionDefaults: ParamMap = new Map();
@@ -183,8 +185,18 @@ export class ClientConnection implements PoolClient {
 
   /** Relays the framed messages of `chunk`; runs of pass-through messages leave as single slices. */
   private relay(chunk: Buffer): void {
-    const f = this.framer;
     if (this.state === ClientState.Idle && this.pool!.transactionMode && this.answerLocally(chunk)) return;
+    this.relaying = true;
+    try {
+      this.relayFrames();
+    } finally {
+      this.relaying = false;
+    }
+    if (this.state !== ClientState.Closed) this.flushToServer();
+  }
+
+  private relayFrames(): void {
+    const f = this.framer;
     let kind: FrameKind;
     while ((kind = f.next()) !== FrameKind.None) {
       if (kind === FrameKind.Error) return this.framingError();
@@ -225,7 +237,6 @@ export class ClientConnection implements PoolClient {
       }
       if (this.state === ClientState.Closed) return;
     }
-    this.flushToServer();
   }
 
   /** One whole client message to the attached server, remapped in transaction mode. */
@@ -234,7 +245,7 @@ export class ClientConnection implements PoolClient {
     if (rm === null) return this.toServer.add(buf, start, end);
     if (rm.hold) return this.hold(buf, start, end, true);
     try {
-      rm.translate(buf, start, end, this.server!, this.toServer, this.toClient);
+      rm.translate(buf, start, end, this.server!, this.toServer);
     } catch (err) {
       if (!(err instanceof ProtocolViolation)) throw err;
       this.fatal(E.protocolViolation, `invalid message: ${err.message}`);
@@ -283,6 +294,7 @@ export class ClientConnection implements PoolClient {
 
   private flushToServer(): void {
     this.toServer.flush();
+    this.remapper?.afterTranslate(this.toClient);
     this.toClient.flush();
     const s = this.server;
     if (s !== null && s.socket.writableLength > this.host.general.maxBufferedBytes && !this.pausedForServer) {
@@ -468,7 +480,8 @@ export class ClientConnection implements PoolClient {
         if (whole[i]) this.send(q[i], 0, q[i].length);
         else this.toServer.add(q[i], 0, q[i].length);
       }
-      this.flushToServer();
+      // Attached in the middle of relaying a chunk: the rest of it joins the same write.
+      if (!this.relaying) this.flushToServer();
     } else if (this.pending === 0 && !this.unsynced && this.pool!.transactionMode) {
       // Attached only to learn the server's parameters at login: give it straight back.
       this.releaseServer();

@@ -53,6 +53,8 @@ export class ResponseQueue {
   tentative = 0;
   /** Queued slots awaiting a ReadyForQuery: batches sent and not yet answered. */
   batches = 0;
+  /** Queued slots a server message answers (all but the ones Doorman answers itself). */
+  serverBound = 0;
   private kinds = new Uint8Array(64);
   private flags = new Uint8Array(64);
   private refs: unknown[] = new Array(64);
@@ -80,6 +82,7 @@ export class ResponseQueue {
     this.count++;
     if (tentative) this.tentative++;
     if (endsBatch(kind)) this.batches++;
+    if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) this.serverBound++;
   }
 
   /** Replaces the head slot (a DEALLOCATE that failed becomes a plain Query awaiting its ReadyForQuery). */
@@ -97,6 +100,7 @@ export class ResponseQueue {
     const kind = this.kinds[this.head] as Slot;
     this.tentative -= this.flags[this.head];
     if (endsBatch(kind)) this.batches--;
+    if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) this.serverBound--;
     this.refs[this.head] = undefined;
     this.head = (this.head + 1) & (this.kinds.length - 1);
     this.count--;
