@@ -23,17 +23,14 @@ export const E = {
   hbaNoEntry: def('DM_HBA_NO_ENTRY', '28000', 'FATAL'),
   hbaReject: def('DM_HBA_REJECT', '28000', 'FATAL'),
   authFailed: def('DM_AUTH_FAILED', '28P01', 'FATAL'),
-  authMethodUnsupported: def('DM_AUTH_METHOD', '28000', 'FATAL'),
   noSuchDatabase: def('DM_NO_SUCH_DATABASE', '3D000', 'FATAL'),
   tooManyClients: def('DM_TOO_MANY_CLIENTS', '53300', 'FATAL'),
   queryWaitTimeout: def('DM_QUERY_WAIT_TIMEOUT', '53300', 'FATAL'),
   poolDraining: def('DM_POOL_DRAINING', '57P01', 'FATAL'),
   serverLoginFailed: def('DM_SERVER_LOGIN_FAILED', '08006', 'FATAL'),
-  serverConnectFailed: def('DM_SERVER_CONNECT_FAILED', '08006', 'FATAL'),
   serverGone: def('DM_SERVER_GONE', '08006', 'FATAL'),
   adminShutdown: def('DM_ADMIN_SHUTDOWN', '57P01', 'FATAL'),
   replicationUnsupported: def('DM_REPLICATION', '08P01', 'FATAL'),
-  startupParameter: def('DM_STARTUP_PARAMETER', '42704', 'FATAL'),
 } as const;
 
 /** An error raised inside the data plane that should reach the client as an ErrorResponse. */

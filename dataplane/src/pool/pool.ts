@@ -240,12 +240,12 @@ export class Pool {
   }
 
   private sync(s: PoolServer, c: PoolClient): void {
-    if (!c.isReserving(s)) return this.checkinUnused(s);
+    if (!c.isReserving(s)) return this.checkin(s);
     const wanted: ParamMap = c.wanted;
     const q = syncQuery(wanted, s.status, s.extra);
     if (q === null) return c.attach(s);
     s.runInternal([q], (ok, error) => {
-      if (!c.isReserving(s)) return this.checkinUnused(s);
+      if (!c.isReserving(s)) return this.checkin(s);
       if (!ok) {
         // The client's startup parameters are not acceptable to PostgreSQL: fail it as PostgreSQL would.
         this.checkin(s);
@@ -268,10 +268,6 @@ export class Pool {
     this.waiters.unshift(c);
     this.waiting++;
     this.grow();
-  }
-
-  private checkinUnused(s: PoolServer): void {
-    this.checkin(s);
   }
 
   private resetDone(s: PoolServer, ok: boolean): void {

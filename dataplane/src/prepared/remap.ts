@@ -134,10 +134,6 @@ export class StatementRemapper {
     }
   }
 
-  get namedCount(): number {
-    return this.named.size;
-  }
-
   // ---- client -> server ----
 
   /** Sends one client message (buf[start..end)) to `s`, rewritten as needed. */
