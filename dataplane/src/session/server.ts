@@ -32,6 +32,9 @@ export const enum ServerState {
 
 type InternalDone = (ok: boolean, error?: ErrorInfo) => void;
 
+/** Node/OpenSSL codes of a certificate that does not verify (as opposed to a broken connection). */
+const CERTIFICATE_ERRORS = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_|HOSTNAME_MISMATCH)/;
+
 let nextServerId = 1;
 
 export class ServerConnection implements PoolServer {
@@ -116,8 +119,9 @@ export class ServerConnection implements PoolServer {
 
   private bindSocket(s: net.Socket): void {
     s.on('data', (chunk: Buffer) => this.onData(chunk));
-    s.on('error', (err) => {
-      if (this.state !== ServerState.Ready) this.loginFailed(err.message, false);
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      // A certificate PostgreSQL presents that fails verification will fail every retry: tell the waiters now.
+      if (this.state !== ServerState.Ready) this.loginFailed(err.message, this.tls && CERTIFICATE_ERRORS.test(err.code ?? ''));
       else this.closeReason ||= err.message;
     });
     s.on('close', () => this.onClose());
