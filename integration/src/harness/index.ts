@@ -5,3 +5,6 @@ export * from './postgres.js';
 export * from './doorman.js';
 export * from './pgbouncer.js';
 export * from './clients.js';
+export * from './wire.js';
+export * from './pg-helpers.js';
+export * from './async.js';

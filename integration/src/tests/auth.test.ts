@@ -10,6 +10,7 @@ import {
   MD5_USER,
   SCRAM_USER,
   doormanConfigFor,
+  fe,
   startDoorman,
   startPostgres,
   type DoormanConfig,
@@ -66,17 +67,6 @@ async function loginFailure(url: string): Promise<LoginFailure> {
   assert.fail(`login unexpectedly succeeded: ${url}`);
 }
 
-function startupPacket(params: Record<string, string>): Buffer {
-  const body = Buffer.concat([
-    Buffer.from([0, 3, 0, 0]),
-    ...Object.entries(params).map(([k, v]) => Buffer.from(`${k}\0${v}\0`)),
-    Buffer.from([0]),
-  ]);
-  const len = Buffer.alloc(4);
-  len.writeInt32BE(body.length + 4);
-  return Buffer.concat([len, body]);
-}
-
 /**
  * Sends a StartupMessage on a raw socket and reports the first answer: the AuthenticationRequest
  * code the server asked for, or the SQLSTATE of an ErrorResponse.
@@ -94,7 +84,7 @@ function firstAuthAnswer(port: number, user: string, database: string): Promise<
       socket.destroy();
       resolve(value);
     };
-    socket.on('connect', () => socket.write(startupPacket({ user, database })));
+    socket.on('connect', () => socket.write(fe.startup({ user, database })));
     socket.on('error', (err) => {
       clearTimeout(timer);
       reject(err);

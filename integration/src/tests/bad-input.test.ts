@@ -4,209 +4,27 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { SCRAM_USER, startDoorman, startPostgres, type DoormanConfig, type DoormanProcess, type PgCluster } from '../harness/index.js';
+import {
+  RawClient,
+  SCRAM_USER,
+  connectPg,
+  dataRow,
+  errorFields,
+  eventually,
+  fe,
+  int32,
+  startDoorman,
+  startPostgres,
+  type DoormanConfig,
+  type DoormanProcess,
+  type PgCluster,
+} from '../harness/index.js';
 
 const SUITE_TIMEOUT_MS = 120_000;
 const MAX_MESSAGE_SIZE = 1024 * 1024;
-
-// ---- raw protocol (local helper: hostile input needs byte-level control) ----
-
-interface BackendMessage {
-  type: string;
-  body: Buffer;
-}
-
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-}
-
-function frontend(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(type), int32(body.length + 4), body]);
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`);
-}
-
-function startupMessage(params: Record<string, string>, major = 3, minor = 0): Buffer {
-  const body = Buffer.concat([int32((major << 16) | minor), ...Object.entries(params).map(([k, v]) => Buffer.concat([cstr(k), cstr(v)])), Buffer.from([0])]);
-  return Buffer.concat([int32(body.length + 4), body]);
-}
-
-
-function query(sql: string): Buffer {
-  return frontend('Q', cstr(sql));
-}
-
-/** Fields of an ErrorResponse/NoticeResponse keyed by their one-letter codes. */
-function errorFields(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const end = body.indexOf(0, i + 1);
-    out[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end);
-    i = end + 1;
-  }
-  return out;
-}
-
-function dataRow(body: Buffer): (string | null)[] {
-  const n = body.readInt16BE(0);
-  const out: (string | null)[] = [];
-  let at = 2;
-  for (let i = 0; i < n; i++) {
-    const len = body.readInt32BE(at);
-    at += 4;
-    if (len < 0) {
-      out.push(null);
-    } else {
-      out.push(body.toString('utf8', at, at + len));
-      at += len;
-    }
-  }
-  return out;
-}
-
-/** A raw client socket that buffers what the server sends and hands it out as bytes or messages. */
-class Wire {
-  private buf: Buffer = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  ended = false;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.notify();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static connect(port: number): Promise<Wire> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => resolve(new Wire(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  send(...parts: Buffer[]): void {
-    this.socket.write(Buffer.concat(parts));
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  /** Waits until `n` bytes are buffered; false if the socket closed first. */
-  private async fill(n: number, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.buf.length < n) {
-      if (this.ended) return false;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for the server (have ${this.buf.length} of ${n} bytes)`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return true;
-  }
-
-  /** The next backend message; null when the socket closed. */
-  async message(timeoutMs = 5_000): Promise<BackendMessage | null> {
-    if (!(await this.fill(5, timeoutMs))) return null;
-    const len = this.buf.readInt32BE(1);
-    if (!(await this.fill(1 + len, timeoutMs))) return null;
-    const msg = { type: String.fromCharCode(this.buf[0]), body: Buffer.from(this.buf.subarray(5, 1 + len)) };
-    this.buf = this.buf.subarray(1 + len);
-    return msg;
-  }
-
-  /** Messages up to and including the first of `type`; throws if the socket closes first. */
-  async until(type: string, timeoutMs = 5_000): Promise<BackendMessage[]> {
-    const out: BackendMessage[] = [];
-    for (;;) {
-      const m = await this.message(timeoutMs);
-      if (m === null) throw new Error(`connection closed before "${type}"; got ${out.map((x) => x.type).join('')}`);
-      out.push(m);
-      if (m.type === type) return out;
-    }
-  }
-
-  /** Everything until the server closes the connection. */
-  async rest(timeoutMs = 5_000): Promise<BackendMessage[]> {
-    const out: BackendMessage[] = [];
-    for (;;) {
-      const m = await this.message(timeoutMs);
-      if (m === null) return out;
-      out.push(m);
-    }
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-/** Answers cleartext/MD5 requests until ReadyForQuery; throws with the SQLSTATE on an ErrorResponse. */
-async function login(wire: Wire, user: string, password: string): Promise<void> {
-  const messages: BackendMessage[] = [];
-  for (;;) {
-    const m = await wire.message();
-    if (m === null) throw new Error(`closed during login after ${messages.map((x) => x.type).join('')}`);
-    messages.push(m);
-    if (m.type === 'E') {
-      const f = errorFields(m.body);
-      throw Object.assign(new Error(f.M), { code: f.C });
-    }
-    if (m.type === 'Z') return;
-    if (m.type !== 'R') continue;
-    const code = m.body.readInt32BE(0);
-    if (code === 3) wire.send(frontend('p', cstr(password)));
-    else if (code === 5) {
-      const inner = createHash('md5').update(password + user).digest('hex');
-      const outer = createHash('md5').update(inner).update(m.body.subarray(4, 8)).digest('hex');
-      wire.send(frontend('p', cstr(`md5${outer}`)));
-    } else if (code !== 0) throw new Error(`unsupported authentication request ${code}`);
-  }
-}
-
-/** Runs one simple query on a logged-in wire; returns the rows as text. */
-async function simpleQuery(wire: Wire, sql: string): Promise<(string | null)[][]> {
-  wire.send(query(sql));
-  const msgs = await wire.until('Z');
-  const err = msgs.find((m) => m.type === 'E');
-  if (err) throw new Error(`${sql}: ${errorFields(err.body).M}`);
-  return msgs.filter((m) => m.type === 'D').map((m) => dataRow(m.body));
-}
-
-
-// ---- helpers ----
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
-  // FATALs while idle arrive as 'error' events; the tests assert on query results instead.
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
 
 /** VmRSS of a process in bytes. */
 function rss(pid: number): number {
@@ -230,17 +48,6 @@ function noise(seed: number, length: number): Buffer {
   return out;
 }
 
-async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!done(last)) {
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)} after ${timeoutMs} ms`);
-    await sleep(100);
-    last = await probe();
-  }
-  return last;
-}
-
 describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
   let cluster: PgCluster | undefined;
   let doorman: DoormanProcess | undefined;
@@ -255,10 +62,10 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
     return servers().doorman.connectionString(SCRAM_USER.user, SCRAM_USER.password);
   }
 
-  async function loggedIn(): Promise<Wire> {
-    const wire = await Wire.connect(servers().doorman.port);
-    wire.send(startupMessage({ user: SCRAM_USER.user, database: 'app' }));
-    await login(wire, SCRAM_USER.user, SCRAM_USER.password);
+  async function loggedIn(): Promise<RawClient> {
+    const wire = await RawClient.open(servers().doorman.port);
+    wire.send(fe.startup({ user: SCRAM_USER.user, database: 'app' }));
+    await wire.login(SCRAM_USER.user, SCRAM_USER.password);
     return wire;
   }
 
@@ -266,7 +73,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
   async function stillServing(): Promise<void> {
     const { doorman: d } = servers();
     assert.equal(d.running, true, `doorman exited:\n${d.output()}`);
-    const client = await connect(url());
+    const client = await connectPg(url());
     try {
       assert.deepEqual((await client.query('select 42 as v')).rows, [{ v: 42 }]);
     } finally {
@@ -275,7 +82,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
   }
 
   /** What a hostile client gets: at most one FATAL 08P01, then the connection is closed. */
-  async function refused(wire: Wire, what: string, message?: RegExp): Promise<void> {
+  async function refused(wire: RawClient, what: string, message?: RegExp): Promise<void> {
     const msgs = await wire.rest(5_000);
     assert.equal(wire.ended, true, `${what}: not closed`);
     assert.ok(msgs.length <= 1, `${what}: got ${msgs.map((m) => m.type).join('')}`);
@@ -327,7 +134,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
       ['noise 2', noise(2, 5000)],
     ];
     for (const [what, bytes] of inputs) {
-      const wire = await Wire.connect(servers().doorman.port);
+      const wire = await RawClient.open(servers().doorman.port);
       try {
         wire.send(bytes);
         // A partial packet is legitimately waited for; the peer going away must then close it.
@@ -342,7 +149,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('a startup packet claiming 100 MB is refused at once', async () => {
-    const wire = await Wire.connect(servers().doorman.port);
+    const wire = await RawClient.open(servers().doorman.port);
     try {
       const t0 = Date.now();
       wire.send(int32(100 * 1024 * 1024), int32(196608), Buffer.from('user\0scram_user\0'));
@@ -371,7 +178,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
     const under = await loggedIn();
     try {
       const literal = 'x'.repeat(MAX_MESSAGE_SIZE - 1000);
-      assert.deepEqual(await simpleQuery(under, `select length('${literal}')`), [[String(literal.length)]]);
+      assert.deepEqual(await under.simpleQuery(`select length('${literal}')`), [[String(literal.length)]]);
     } finally {
       under.close();
     }
@@ -386,9 +193,9 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
       over.close();
     }
     // Also before login: a password message over the limit.
-    const early = await Wire.connect(servers().doorman.port);
+    const early = await RawClient.open(servers().doorman.port);
     try {
-      early.send(startupMessage({ user: SCRAM_USER.user, database: 'app' }));
+      early.send(fe.startup({ user: SCRAM_USER.user, database: 'app' }));
       assert.equal((await early.message())?.type, 'R');
       early.send(Buffer.from('p'), int32(MAX_MESSAGE_SIZE + 5), Buffer.alloc(100, 0x61));
       await refused(early, 'oversized password message', /^message too large/);
@@ -405,7 +212,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
     const slow = await loggedIn();
     try {
       slow.socket.pause();
-      slow.send(query(sql));
+      slow.send(fe.query(sql));
       // PostgreSQL itself ends up blocked writing to Doorman: the back-pressure reached it.
       const [pid] = await eventually(() => backendsRunning(sql), (pids) => pids.length === 1, 5_000, 'the big query');
       await eventually(
@@ -431,12 +238,12 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('a server that dies mid-query: that client gets FATAL 08006 and is closed, others are fine', async () => {
     const { admin: su } = servers();
-    const bystander = await connect(url());
+    const bystander = await connectPg(url());
     const victim = await loggedIn();
     try {
       await bystander.query('begin');
       const sql = 'select pg_sleep(30)';
-      victim.send(query(sql));
+      victim.send(fe.query(sql));
       const [pid] = await eventually(() => backendsRunning(sql), (pids) => pids.length === 1, 5_000, 'the victim query');
       await su.query('select pg_terminate_backend($1)', [pid]);
       const msgs = await victim.rest(5_000);
@@ -464,7 +271,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
     const { admin: su } = servers();
     const victim = await loggedIn();
     try {
-      victim.send(query('begin; select pg_backend_pid()'));
+      victim.send(fe.query('begin; select pg_backend_pid()'));
       const msgs = await victim.until('Z');
       assert.equal(msgs[msgs.length - 1].body.toString(), 'T');
       const pid = Number(dataRow(msgs.find((m) => m.type === 'D')!.body)[0]);
@@ -481,7 +288,7 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('a pooled server that dies while idle is dropped; its former client is not affected', async () => {
     const { admin: su, doorman: d } = servers();
-    const client = await connect(url());
+    const client = await connectPg(url());
     try {
       const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
       await su.query('select pg_terminate_backend($1)', [pid]);

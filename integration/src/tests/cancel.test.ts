@@ -7,21 +7,13 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { SCRAM_USER, startDoorman, startPostgres, type DoormanConfig, type DoormanProcess, type PgCluster } from '../harness/index.js';
+import { SCRAM_USER, backendPid, connectPg, startDoorman, startPostgres, type DoormanConfig, type DoormanProcess, type PgCluster } from '../harness/index.js';
 
 const SUITE_TIMEOUT_MS = 90_000;
 
 interface Keyed {
   processID: number;
   secretKey: number;
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
-  // FATALs while idle arrive as 'error' events; the tests assert on query results instead.
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
 }
 
 function keyOf(client: pg.Client): Keyed {
@@ -63,10 +55,6 @@ async function timed(client: pg.Client, sql: string): Promise<{ outcome: string;
   }
 }
 
-async function backendPid(client: pg.Client): Promise<number> {
-  return (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
-}
-
 describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
   let cluster: PgCluster | undefined;
   let doorman: DoormanProcess | undefined;
@@ -100,8 +88,8 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('pg cancel of pg_sleep(30) -> 57014 in < 5 s; a concurrent client on another server is not cancelled', async () => {
-    const a = await connect(url());
-    const b = await connect(url());
+    const a = await connectPg(url());
+    const b = await connectPg(url());
     try {
       // Both hold a server at once (pool_size 2), so they are on different backends.
       const other = timed(b, 'select pg_sleep(1)');
@@ -128,8 +116,8 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('a cancel with a wrong secret or an unknown key does nothing', async () => {
-    const a = await connect(url());
-    const b = await connect(url());
+    const a = await connectPg(url());
+    const b = await connectPg(url());
     try {
       const key = keyOf(a);
       const running = timed(a, 'select pg_sleep(1.5)');
@@ -153,8 +141,8 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('a cancel sent after the query finished does not hit the next user of that server', async () => {
-    const a = await connect(url('single'));
-    const b = await connect(url('single'));
+    const a = await connectPg(url('single'));
+    const b = await connectPg(url('single'));
     try {
       const keyA = keyOf(a);
       const pid = await backendPid(a);
@@ -177,8 +165,8 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('a cancel racing the end of a query never reaches the client that gets the server next', async () => {
-    const a = await connect(url('single'));
-    const b = await connect(url('single'));
+    const a = await connectPg(url('single'));
+    const b = await connectPg(url('single'));
     try {
       const keyA = keyOf(a);
       for (let i = 0; i < 6; i++) {

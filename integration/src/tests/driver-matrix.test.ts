@@ -16,6 +16,8 @@ import postgres from 'postgres';
 import {
   MD5_USER,
   SCRAM_USER,
+  all,
+  backendActivity,
   makeTempDir,
   pgbench,
   psql,
@@ -41,14 +43,6 @@ const TABLES = ['asyncpg_rows (worker int, n int, label text)', 'psy3_rows (work
 function ok(result: RunResult, what: string): void {
   assert.equal(result.timedOut, false, `${what} timed out\n${result.stderr.slice(-3000)}`);
   assert.equal(result.code, 0, `${what} failed (exit ${String(result.code)})\nstdout:\n${result.stdout.slice(-3000)}\nstderr:\n${result.stderr.slice(-3000)}`);
-}
-
-/** Runs `tasks` at once and fails with every rejection, not only the first. */
-async function all<T>(tasks: readonly Promise<T>[]): Promise<T[]> {
-  const settled = await Promise.allSettled(tasks);
-  const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`#${i}: ${String(s.reason instanceof Error ? s.reason.stack : s.reason)}`] : []));
-  assert.equal(failures.length, 0, `${failures.length} of ${tasks.length} failed:\n${failures.slice(0, 5).join('\n')}`);
-  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
 
 function range(n: number): number[] {
@@ -102,17 +96,6 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
     return servers().doorman.connectionString(credentials.user, credentials.password, db);
   }
 
-  async function backends(user: string): Promise<{ total: number; idleInTransaction: number }> {
-    const [total, idle] = (
-      await servers().pg.query(
-        `SELECT count(*), count(*) FILTER (WHERE state LIKE 'idle in transaction%') FROM pg_stat_activity WHERE usename = '${user}' AND backend_type = 'client backend'`,
-      )
-    )
-      .split('|')
-      .map(Number);
-    return { total, idleInTransaction: idle };
-  }
-
   // -------------------------------------------------------------------------
   describe('pgbench, 100 clients', () => {
     for (const mode of ['prepared', 'extended'] as const) {
@@ -127,7 +110,7 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
           assert.match(r.stdout, /number of failed transactions: 0 \(0\.000%\)/, r.stdout);
           const processed = /number of transactions actually processed: (\d+)/.exec(r.stdout);
           assert.ok(processed && Number(processed[1]) >= 100, `processed: ${processed?.[1] ?? 'none'}\n${r.stdout}`);
-          assert.ok((await backends(SCRAM_USER.user)).total <= POOL_SIZE);
+          assert.ok((await backendActivity(servers().pg, SCRAM_USER.user)).total <= POOL_SIZE);
         });
       }
     }
@@ -403,7 +386,7 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
           } finally {
             await other.end();
           }
-          const during = await backends(MD5_USER.user);
+          const during = await backendActivity(servers().pg, MD5_USER.user);
           assert.equal(during.idleInTransaction, 0, 'a server sits idle in a transaction that only said BEGIN');
           assert.ok(during.total <= SMALL_POOL_SIZE, `${during.total} server connections for a pool of ${SMALL_POOL_SIZE}`);
         } finally {

@@ -11,6 +11,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import {
   SCRAM_USER,
+  all,
   doormanConfigFor,
   pgbench,
   psql,
@@ -33,14 +34,6 @@ function fixture(name: string): string {
 function ok(result: RunResult, what: string): void {
   assert.equal(result.timedOut, false, `${what} timed out\n${result.stderr}`);
   assert.equal(result.code, 0, `${what} failed (exit ${String(result.code)})\nstdout:\n${result.stdout.slice(-3000)}\nstderr:\n${result.stderr.slice(-3000)}`);
-}
-
-/** Runs `tasks` at once and fails with every rejection, not only the first. */
-async function all<T>(tasks: readonly Promise<T>[]): Promise<T[]> {
-  const settled = await Promise.allSettled(tasks);
-  const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`#${i}: ${String(s.reason instanceof Error ? s.reason.stack : s.reason)}`] : []));
-  assert.equal(failures.length, 0, `${failures.length} of ${tasks.length} failed:\n${failures.slice(0, 5).join('\n')}`);
-  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
 
 describe('drivers through Doorman', { timeout: 170_000 }, () => {

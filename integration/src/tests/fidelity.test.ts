@@ -13,9 +13,15 @@ import net from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import {
   MD5_USER,
+  dataRowValues,
   doormanConfigFor,
+  errorFields,
+  fe,
+  int32,
   startDoorman,
   startPostgres,
+  type BackendMessage,
+  type BindValue,
   type DoormanProcess,
   type PgCluster,
 } from '../harness/index.js';
@@ -38,82 +44,17 @@ const STARTUP: Readonly<Record<string, string>> = {
 // Frontend messages (protocol 3.0).
 
 const PARAM_NULL = null;
-type Param = string | Buffer | typeof PARAM_NULL;
-
-function cstr(s: string): Buffer {
-  return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)]);
-}
-
-function int16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n);
-  return b;
-}
-
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-}
-
-function frame(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(type, 'ascii'), int32(body.length + 4), body]);
-}
-
-function startupMessage(params: Readonly<Record<string, string>>): Buffer {
-  const pairs = Object.entries(params).flatMap(([k, v]) => [cstr(k), cstr(v)]);
-  const body = Buffer.concat([int32(196608), ...pairs, Buffer.alloc(1)]);
-  return Buffer.concat([int32(body.length + 4), body]);
-}
-
-const fe = {
-  query: (sql: string): Buffer => frame('Q', cstr(sql)),
-  parse: (sql: string, types: readonly number[] = [], name = ''): Buffer =>
-    frame('P', cstr(name), cstr(sql), int16(types.length), ...types.map(int32)),
-  bind(params: readonly Param[] = [], resultFormats: readonly number[] = [], paramFormats: readonly number[] = []): Buffer {
-    const values = params.flatMap((p) => {
-      if (p === PARAM_NULL) return [int32(-1)];
-      const bytes = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
-      return [int32(bytes.length), bytes];
-    });
-    return frame(
-      'B',
-      cstr(''),
-      cstr(''),
-      int16(paramFormats.length),
-      ...paramFormats.map(int16),
-      int16(params.length),
-      ...values,
-      int16(resultFormats.length),
-      ...resultFormats.map(int16),
-    );
-  },
-  describe: (kind: 'S' | 'P', name = ''): Buffer => frame('D', Buffer.from(kind, 'ascii'), cstr(name)),
-  execute: (maxRows = 0): Buffer => frame('E', cstr(''), int32(maxRows)),
-  sync: (): Buffer => frame('S'),
-  copyData: (data: Buffer): Buffer => frame('d', data),
-  copyDone: (): Buffer => frame('c'),
-  functionCall: (oid: number, args: readonly Buffer[]): Buffer =>
-    frame('F', int32(oid), int16(1), int16(1), int16(args.length), ...args.flatMap((a) => [int32(a.length), a]), int16(1)),
-  terminate: (): Buffer => frame('X'),
-};
 
 /** Parse/Bind/Execute/Sync for one statement, unnamed. */
-function extendedQuery(sql: string, params: readonly Param[] = [], types: readonly number[] = []): Buffer {
-  return Buffer.concat([fe.parse(sql, types), fe.bind(params), fe.execute(), fe.sync()]);
+function extendedQuery(sql: string, params: readonly BindValue[] = [], types: readonly number[] = []): Buffer {
+  return Buffer.concat([fe.parse('', sql, types), fe.bind('', params), fe.execute(), fe.sync()]);
 }
 
 // ---------------------------------------------------------------------------
 // Backend messages.
 
-interface Message {
-  type: string;
-  body: Buffer;
-}
-
 /** Message types in order, runs of one type collapsed ("D×3"), for readable assertions. */
-function summary(messages: readonly Message[]): string {
+function summary(messages: readonly BackendMessage[]): string {
   const out: string[] = [];
   let i = 0;
   while (i < messages.length) {
@@ -128,58 +69,33 @@ function summary(messages: readonly Message[]): string {
   return out.join(' ');
 }
 
-/** ErrorResponse / NoticeResponse fields by their one-letter code. */
-function fields(m: Message): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < m.body.length && m.body[i] !== 0) {
-    const end = m.body.indexOf(0, i + 1);
-    out[String.fromCharCode(m.body[i])] = m.body.toString('utf8', i + 1, end);
-    i = end + 1;
-  }
-  return out;
-}
-
 /** DataRow columns (null for SQL NULL). */
-function columns(m: Message): (Buffer | null)[] {
+function columns(m: BackendMessage): (Buffer | null)[] {
   assert.equal(m.type, 'D');
-  const n = m.body.readInt16BE(0);
-  const out: (Buffer | null)[] = [];
-  let at = 2;
-  for (let i = 0; i < n; i++) {
-    const len = m.body.readInt32BE(at);
-    at += 4;
-    if (len < 0) {
-      out.push(null);
-    } else {
-      out.push(m.body.subarray(at, at + len));
-      at += len;
-    }
-  }
-  return out;
+  return dataRowValues(m.body);
 }
 
-function textColumns(m: Message): (string | null)[] {
+function textColumns(m: BackendMessage): (string | null)[] {
   return columns(m).map((c) => (c === null ? null : c.toString('utf8')));
 }
 
-function commandTag(m: Message): string {
+function commandTag(m: BackendMessage): string {
   assert.equal(m.type, 'C');
   return m.body.toString('utf8', 0, m.body.length - 1);
 }
 
-function ofType(messages: readonly Message[], type: string): Message[] {
+function ofType(messages: readonly BackendMessage[], type: string): BackendMessage[] {
   return messages.filter((m) => m.type === type);
 }
 
-function describeMessage(m: Message | undefined): string {
+function describeMessage(m: BackendMessage | undefined): string {
   if (m === undefined) return '(none)';
   const preview = m.body.subarray(0, 120).toString('utf8').replace(/[^\x20-\x7e]/g, '.');
   return `${m.type} len=${m.body.length} "${preview}"`;
 }
 
 /** Exact comparison with a readable first difference instead of a multi-megabyte diff. */
-function assertSameStream(expected: readonly Message[], actual: readonly Message[], label: string): void {
+function assertSameStream(expected: readonly BackendMessage[], actual: readonly BackendMessage[], label: string): void {
   assert.equal(summary(actual), summary(expected), `${label}: message types differ`);
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i];
@@ -195,13 +111,13 @@ function assertSameStream(expected: readonly Message[], actual: readonly Message
 
 class RawClient {
   /** Every message after the login's ReadyForQuery. */
-  readonly received: Message[] = [];
+  readonly received: BackendMessage[] = [];
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
   private cursor = 0;
   private scanFrom = 0;
   private matches = 0;
-  private waiter: { type: string; n: number; resolve: (m: Message[]) => void; reject: (e: Error) => void } | null = null;
+  private waiter: { type: string; n: number; resolve: (m: BackendMessage[]) => void; reject: (e: Error) => void } | null = null;
   private closedError: Error | null = null;
   private readonly closed: Promise<void>;
 
@@ -221,14 +137,14 @@ class RawClient {
   }
 
   /** Connects and logs in; returns the client and the login messages (AuthenticationOk .. ReadyForQuery). */
-  static async connect(port: number, startup: Readonly<Record<string, string>> = STARTUP): Promise<{ client: RawClient; login: Message[] }> {
+  static async connect(port: number, startup: Readonly<Record<string, string>> = STARTUP): Promise<{ client: RawClient; login: BackendMessage[] }> {
     const socket = net.connect({ host: '127.0.0.1', port });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
     const client = new RawClient(socket);
-    client.send(startupMessage(startup));
+    client.send(fe.startup(startup));
     const login = await client.waitFor('Z');
     // Login traffic is compared separately from the case's own messages.
     client.received.length = 0;
@@ -257,9 +173,9 @@ class RawClient {
    * Resolves with the messages from the previous wait's end through the `n`th next message of `type`
    * (which may have arrived already).
    */
-  waitFor(type: string, n = 1): Promise<Message[]> {
+  waitFor(type: string, n = 1): Promise<BackendMessage[]> {
     assert.equal(this.waiter, null, 'one wait at a time');
-    return new Promise<Message[]>((resolve, reject) => {
+    return new Promise<BackendMessage[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = null;
         reject(new Error(`no ${n}× "${type}" within ${WAIT_MS} ms; got: ${summary(this.received.slice(this.cursor))}`));
@@ -379,7 +295,7 @@ const UNICODE = 'héllo wörld ✓ 日本語 Ελληνικά 🐘🎉👩‍�
 /** OID of int4pl, looked up once for the FunctionCall case. */
 let int4plOid = 0;
 
-const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
+const cases: Record<string, { run: Case; check: (m: BackendMessage[]) => void }> = {
   'notices from a DO block (NOTICE, WARNING)': {
     run: async (c) => {
       c.send(fe.query("DO $$ BEGIN RAISE NOTICE 'hello %', 42; RAISE WARNING 'careful: %', 'ü'; END $$"));
@@ -387,7 +303,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     },
     check: (m) => {
       assert.equal(summary(m), 'N×2 C Z:I');
-      assert.deepEqual(m.slice(0, 2).map((n) => [fields(n).V, fields(n).M]), [['NOTICE', 'hello 42'], ['WARNING', 'careful: ü']]);
+      assert.deepEqual(m.slice(0, 2).map((n) => [errorFields(n.body).V, errorFields(n.body).M]), [['NOTICE', 'hello 42'], ['WARNING', 'careful: ü']]);
     },
   },
   'syntax error with a position (select 1 +)': {
@@ -397,7 +313,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     },
     check: (m) => {
       assert.equal(summary(m), 'E Z:I');
-      assert.deepEqual([fields(m[0]).C, fields(m[0]).P, fields(m[0]).M], ['42601', '11', 'syntax error at end of input']);
+      assert.deepEqual([errorFields(m[0].body).C, errorFields(m[0].body).P, errorFields(m[0].body).M], ['42601', '11', 'syntax error at end of input']);
     },
   },
   'undefined table with a position': {
@@ -407,7 +323,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     },
     check: (m) => {
       assert.equal(summary(m), 'E Z:I');
-      assert.deepEqual([fields(m[0]).C, fields(m[0]).P], ['42P01', '15']);
+      assert.deepEqual([errorFields(m[0].body).C, errorFields(m[0].body).P], ['42P01', '15']);
     },
   },
   'multi-statement simple query with an error in the middle': {
@@ -417,7 +333,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     },
     check: (m) => {
       assert.equal(summary(m), 'T D C E Z:I');
-      assert.equal(fields(m[3]).C, '22012');
+      assert.equal(errorFields(m[3].body).C, '22012');
     },
   },
   'empty query, simple and extended': {
@@ -486,7 +402,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
   },
   '20 MB bind parameter (extended protocol)': {
     run: async (c) => {
-      c.send(Buffer.concat([fe.parse('select length($1), md5($1)', [25]), fe.bind([BIG_PARAM]), fe.describe('P'), fe.execute(), fe.sync()]));
+      c.send(Buffer.concat([fe.parse('', 'select length($1), md5($1)', [25]), fe.bind('', [BIG_PARAM]), fe.describe('P'), fe.execute(), fe.sync()]));
       await c.waitFor('Z');
     },
     check: (m) => {
@@ -499,7 +415,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
       const n = 1000;
       const sql = `select array[${Array.from({ length: n }, (_, i) => `$${i + 1}`).join(',')}]`;
       const params = Array.from({ length: n }, (_, i) => String(i * 3));
-      c.send(Buffer.concat([fe.parse(sql, Array(n).fill(23)), fe.describe('S'), fe.bind(params), fe.execute(), fe.sync()]));
+      c.send(Buffer.concat([fe.parse('', sql, Array(n).fill(23)), fe.describe('S'), fe.bind('', params), fe.execute(), fe.sync()]));
       await c.waitFor('Z');
     },
     check: (m) => {
@@ -512,7 +428,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     run: async (c) => {
       c.send(fe.query(`select '${UNICODE}' as "ключ 🔑", length('${UNICODE}'), octet_length('${UNICODE}')`));
       await c.waitFor('Z');
-      c.send(Buffer.concat([fe.parse('select $1::text || $2, upper($1)'), fe.bind([UNICODE, '🐘']), fe.describe('P'), fe.execute(), fe.sync()]));
+      c.send(Buffer.concat([fe.parse('', 'select $1::text || $2, upper($1)'), fe.bind('', [UNICODE, '🐘']), fe.describe('P'), fe.execute(), fe.sync()]));
       await c.waitFor('Z');
     },
     check: (m) => {
@@ -541,7 +457,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
       const sql =
         "select 42::int4, 9000000000::int8, 1.5::float8, 'bin'::text, '\\x00ff'::bytea, true, " +
         "'2024-02-29 12:34:56+00'::timestamptz, array[1,2]::int4[], null::int4";
-      c.send(Buffer.concat([fe.parse(sql), fe.bind([], [1]), fe.describe('P'), fe.execute(), fe.sync()]));
+      c.send(Buffer.concat([fe.parse('', sql), fe.bind('', [], '', [1]), fe.describe('P'), fe.execute(), fe.sync()]));
       await c.waitFor('Z');
     },
     check: (m) => {
@@ -555,12 +471,12 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     run: async (c) => {
       c.send(
         Buffer.concat([
-          fe.parse('select $1::int + 1 as next, $2::text as label'),
+          fe.parse('', 'select $1::int + 1 as next, $2::text as label'),
           fe.describe('S'),
-          fe.bind(['41', 'answer']),
+          fe.bind('', ['41', 'answer']),
           fe.describe('P'),
           fe.execute(),
-          fe.parse('begin'),
+          fe.parse('', 'begin'),
           fe.describe('S'),
           fe.sync(),
         ]),
@@ -577,12 +493,12 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
       c.send(
         Buffer.concat([
           extendedQuery('select 1'),
-          fe.parse('select 10 / $1::int'),
-          fe.bind(['0']),
+          fe.parse('', 'select 10 / $1::int'),
+          fe.bind('', ['0']),
           fe.execute(),
           // Skipped: the server discards everything up to the Sync after an error.
-          fe.parse("select 'skipped'"),
-          fe.bind(),
+          fe.parse('', "select 'skipped'"),
+          fe.bind(''),
           fe.execute(),
           fe.sync(),
           extendedQuery('select 3'),
@@ -593,7 +509,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     check: (m) => {
       // The custom plan for the bound value folds 10 / 0, so the error comes at Bind.
       assert.equal(summary(m), '1 2 D C Z:I 1 E Z:I 1 2 D C Z:I');
-      assert.equal(fields(m[6]).C, '22012');
+      assert.equal(errorFields(m[6].body).C, '22012');
       assert.deepEqual(textColumns(m[10]), ['3']);
     },
   },
@@ -642,7 +558,7 @@ const cases: Record<string, { run: Case; check: (m: Message[]) => void }> = {
     },
     check: (m) => {
       assert.equal(summary(m), 'C Z:T E Z:E E Z:E C Z:I T D C Z:I');
-      assert.equal(fields(m[4]).C, '25P02');
+      assert.equal(errorFields(m[4].body).C, '25P02');
       assert.equal(commandTag(m[6]), 'ROLLBACK');
     },
   },
@@ -686,7 +602,7 @@ describe('byte-for-byte fidelity: direct vs Doorman', { timeout: 170_000 }, () =
   });
 
   /** Runs a case on a fresh connection; BackendKeyData is the only login message allowed to differ. */
-  async function record(port: number, run: Case): Promise<{ login: Message[]; messages: Message[] }> {
+  async function record(port: number, run: Case): Promise<{ login: BackendMessage[]; messages: BackendMessage[] }> {
     const { client, login } = await RawClient.connect(port);
     try {
       await run(client);
@@ -698,7 +614,7 @@ describe('byte-for-byte fidelity: direct vs Doorman', { timeout: 170_000 }, () =
   }
 
   /** Login messages with BackendKeyData zeroed. */
-  async function login(port: number, startup: Readonly<Record<string, string>>): Promise<Message[]> {
+  async function login(port: number, startup: Readonly<Record<string, string>>): Promise<BackendMessage[]> {
     const { client, login: messages } = await RawClient.connect(port, startup);
     await client.finish();
     return messages.map((m) => (m.type === 'K' ? { type: 'K', body: Buffer.alloc(8) } : m));
@@ -717,7 +633,7 @@ describe('byte-for-byte fidelity: direct vs Doorman', { timeout: 170_000 }, () =
       for (const attempt of [1, 2]) {
         const via = await login(doorman.port, startup);
         // Login messages are small: list every difference, readably.
-        const readable = (ms: Message[]): string[] => ms.map((m) => `${m.type} ${m.body.toString('utf8').replace(/\0/g, ' ').trimEnd()}`);
+        const readable = (ms: BackendMessage[]): string[] => ms.map((m) => `${m.type} ${m.body.toString('utf8').replace(/\0/g, ' ').trimEnd()}`);
         const expected = readable(direct);
         const got = readable(via);
         const diffs = got.flatMap((line, i) => (line === expected[i] ? [] : [`${line} (direct: ${expected[i] ?? 'none'})`]));

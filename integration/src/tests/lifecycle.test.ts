@@ -10,8 +10,12 @@ import pg from 'pg';
 import {
   MD5_USER,
   SCRAM_USER,
+  backendPid,
   checkDoormanConfig,
+  clientBackends,
+  eventually,
   freePort,
+  sqlError,
   startDoorman,
   startPostgres,
   type DoormanConfig,
@@ -46,19 +50,6 @@ async function watch(url: string): Promise<Watched> {
   return { client, errors, ended };
 }
 
-async function sqlError(p: Promise<unknown>): Promise<{ code?: string; message: string; detail?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string; detail?: string };
-  }
-  assert.fail('expected an error');
-}
-
-async function backendPid(client: pg.Client): Promise<number> {
-  return (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
-}
-
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -69,17 +60,6 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!done(last)) {
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)} after ${timeoutMs} ms`);
-    await sleep(100);
-    last = await probe();
-  }
-  return last;
 }
 
 /** Log records with this `msg`. */
@@ -130,10 +110,9 @@ describe('lifecycle', { timeout: SUITE_TIMEOUT_MS }, () => {
     return d;
   }
 
-  async function backends(user: string): Promise<number[]> {
+  function backends(user: string): Promise<number[]> {
     assert.ok(admin);
-    const r = await admin.query<{ pid: number }>("select pid from pg_stat_activity where usename = $1 and backend_type = 'client backend' order by pid", [user]);
-    return r.rows.map((row) => row.pid);
+    return clientBackends(admin, user);
   }
 
   async function connectAdmin(): Promise<void> {

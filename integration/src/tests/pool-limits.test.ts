@@ -9,6 +9,11 @@ import pg from 'pg';
 import {
   MD5_USER,
   SCRAM_USER,
+  backendPid,
+  clientBackends,
+  connectPg,
+  eventually,
+  sqlError,
   startDoorman,
   startPostgres,
   type DoormanConfig,
@@ -18,39 +23,6 @@ import {
 } from '../harness/index.js';
 
 const SUITE_TIMEOUT_MS = 120_000;
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
-  // FATALs while idle arrive as 'error' events; tests that care listen themselves.
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-async function backendPid(client: pg.Client): Promise<number> {
-  return (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
-}
-
-async function sqlError(p: Promise<unknown>): Promise<{ code?: string; message: string; detail?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string; detail?: string };
-  }
-  assert.fail('expected an error');
-}
-
-/** Polls `probe` until `done` accepts its value; fails after `timeoutMs` with the last value. */
-async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await probe();
-  while (!done(last)) {
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last)} after ${timeoutMs} ms`);
-    await sleep(100);
-    last = await probe();
-  }
-  return last;
-}
 
 describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
   let cluster: PgCluster | undefined;
@@ -82,9 +54,8 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
   }
 
   /** Backends PostgreSQL has for `user` (Doorman's server connections; cancel requests do not show). */
-  async function backends(user: string): Promise<number[]> {
-    const r = await su().query<{ pid: number }>("select pid from pg_stat_activity where usename = $1 and backend_type = 'client backend' order by pid", [user]);
-    return r.rows.map((row) => row.pid);
+  function backends(user: string): Promise<number[]> {
+    return clientBackends(su(), user);
   }
 
   before(async () => {
@@ -102,8 +73,8 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('query_wait_timeout: the waiting client gets FATAL 53300 and is closed; the others carry on', async () => {
     const d = await doormanWith({ query_wait_timeout: '1s' }, { app: pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 1 }]) });
     const url = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
-    const holder = await connect(url);
-    const waiter = await connect(url);
+    const holder = await connectPg(url);
+    const waiter = await connectPg(url);
     try {
       await holder.query('begin');
       await holder.query('select 1');
@@ -126,9 +97,9 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('after a query_wait_timeout the pool still hands its server to the next client', async () => {
     const d = await doormanWith({ query_wait_timeout: '1s' }, { app: pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 1 }]) });
     const url = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
-    const holder = await connect(url);
-    const waiter = await connect(url);
-    const late = await connect(url);
+    const holder = await connectPg(url);
+    const waiter = await connectPg(url);
+    const late = await connectPg(url);
     try {
       await holder.query('begin');
       const pid = await backendPid(holder);
@@ -145,7 +116,7 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('max_client_conn: the client beyond it gets 53300 "sorry, too many clients already"', async () => {
     const d = await doormanWith({ max_client_conn: 3 }, { app: pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 2 }]) });
     const url = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
-    const clients = await Promise.all([connect(url), connect(url), connect(url)]);
+    const clients = await Promise.all([connectPg(url), connectPg(url), connectPg(url)]);
     try {
       const refused = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
       refused.on('error', () => undefined);
@@ -159,7 +130,7 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
       const again = await eventually(
         async () => {
           try {
-            const c = await connect(url);
+            const c = await connectPg(url);
             await c.end();
             return 'connected';
           } catch (e) {
@@ -182,7 +153,7 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
       { app: pool([{ username: MD5_USER.user, password: MD5_USER.password, pool_size: 2, reserve_pool_size: 1 }]) },
     );
     const url = d.connectionString(MD5_USER.user, MD5_USER.password);
-    const clients = await Promise.all(Array.from({ length: 4 }, () => connect(url)));
+    const clients = await Promise.all(Array.from({ length: 4 }, () => connectPg(url)));
     try {
       // A lone BEGIN is deferred (it takes no server): the first statement of each transaction takes one.
       await clients[0].query('begin; select 1');
@@ -215,7 +186,7 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
       { server_lifetime: '1s', server_idle_timeout: '10m' },
       { app: pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 1 }]) },
     );
-    const client = await connect(d.connectionString(SCRAM_USER.user, SCRAM_USER.password));
+    const client = await connectPg(d.connectionString(SCRAM_USER.user, SCRAM_USER.password));
     try {
       const first = await backendPid(client);
       await client.query('select pg_sleep(1.2)');
@@ -240,7 +211,7 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
     );
     // min_pool_size opens connections with no client at all.
     const warm = await eventually(() => backends('md5_user'), (pids) => pids.length === 2, 5_000, 'min_pool_size backends');
-    const client = await connect(d.connectionString(SCRAM_USER.user, SCRAM_USER.password));
+    const client = await connectPg(d.connectionString(SCRAM_USER.user, SCRAM_USER.password));
     try {
       const pid = await backendPid(client);
       assert.deepEqual(await backends('scram_user'), [pid]);
@@ -261,7 +232,7 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('server connections never exceed pool_size under load (sampled)', async () => {
     const d = await doormanWith({}, { app: pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 3 }]) });
     const url = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
-    const clients = await Promise.all(Array.from({ length: 15 }, () => connect(url)));
+    const clients = await Promise.all(Array.from({ length: 15 }, () => connectPg(url)));
     let running = true;
     const samples: number[] = [];
     const sampler = (async () => {

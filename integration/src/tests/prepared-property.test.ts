@@ -9,10 +9,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import {
+  RawClient,
+  errorFields,
+  fe,
   startDoorman,
   startPostgres,
+  type BackendMessage,
   type DoormanConfig,
   type DoormanProcess,
   type PgCluster,
@@ -20,210 +23,12 @@ import {
 
 const DB = 'app';
 const ROLE = 'prop';
-const WAIT_MS = 20_000;
 const SEED = Number(process.env.PROPERTY_SEED ?? 20_240_229);
 const CLIENTS = 8;
 const SEQUENCES_PER_CLIENT = 25;
 /** Bound on one run of all clients through Doorman. */
 const RUN_DEADLINE_MS = 40_000;
 const POOL_SIZE = 2;
-
-// ---------------------------------------------------------------------------
-// Frontend messages.
-
-function int16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n);
-  return b;
-}
-
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`, 'utf8');
-}
-
-function frame(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(type, 'ascii'), int32(body.length + 4), body]);
-}
-
-const fe = {
-  startup(params: Readonly<Record<string, string>>): Buffer {
-    const body = Buffer.concat([int32(196608), ...Object.entries(params).flatMap(([k, v]) => [cstr(k), cstr(v)]), Buffer.alloc(1)]);
-    return Buffer.concat([int32(body.length + 4), body]);
-  },
-  query: (sql: string): Buffer => frame('Q', cstr(sql)),
-  parse: (name: string, sql: string, types: readonly number[] = []): Buffer => frame('P', cstr(name), cstr(sql), int16(types.length), ...types.map(int32)),
-  bind(statement: string, params: readonly (string | null)[] = [], portal = ''): Buffer {
-    const values = params.flatMap((p) => (p === null ? [int32(-1)] : [int32(Buffer.byteLength(p)), Buffer.from(p, 'utf8')]));
-    return frame('B', cstr(portal), cstr(statement), int16(0), int16(params.length), ...values, int16(0));
-  },
-  describe: (kind: 'S' | 'P', name: string): Buffer => frame('D', Buffer.from(kind, 'ascii'), cstr(name)),
-  execute: (portal = '', maxRows = 0): Buffer => frame('E', cstr(portal), int32(maxRows)),
-  close: (kind: 'S' | 'P', name: string): Buffer => frame('C', Buffer.from(kind, 'ascii'), cstr(name)),
-  sync: (): Buffer => frame('S'),
-  terminate: (): Buffer => frame('X'),
-};
-
-// ---------------------------------------------------------------------------
-// Backend messages, rendered as short strings so whole exchanges compare with deepEqual.
-
-interface Message {
-  type: string;
-  body: Buffer;
-}
-
-function errorFields(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const end = body.indexOf(0, i + 1);
-    out[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end);
-    i = end + 1;
-  }
-  return out;
-}
-
-function dataRow(body: Buffer): (string | null)[] {
-  const out: (string | null)[] = [];
-  let at = 2;
-  for (let i = body.readInt16BE(0); i > 0; i--) {
-    const len = body.readInt32BE(at);
-    at += 4;
-    out.push(len < 0 ? null : body.toString('utf8', at, at + len));
-    if (len > 0) at += len;
-  }
-  return out;
-}
-
-/** RowDescription as `name:typeoid` pairs. */
-function rowDescription(body: Buffer): string {
-  const out: string[] = [];
-  let at = 2;
-  for (let i = body.readInt16BE(0); i > 0; i--) {
-    const end = body.indexOf(0, at);
-    out.push(`${body.toString('utf8', at, end)}:${body.readInt32BE(end + 7)}`);
-    at = end + 19;
-  }
-  return out.join(',');
-}
-
-function render(m: Message): string {
-  switch (m.type) {
-    case 'E':
-    case 'N': {
-      const f = errorFields(m.body);
-      return `${m.type} ${f.C} ${f.M}`;
-    }
-    case 'D':
-      return `D ${dataRow(m.body).map((c) => c ?? 'NULL').join('|')}`;
-    case 'C':
-      return `C ${m.body.toString('utf8', 0, m.body.length - 1)}`;
-    case 'Z':
-      return `Z ${String.fromCharCode(m.body[0])}`;
-    case 'T':
-      return `T ${rowDescription(m.body)}`;
-    case 't': {
-      const oids = Array.from({ length: m.body.readInt16BE(0) }, (_, i) => m.body.readInt32BE(2 + 4 * i));
-      return `t ${oids.join(',')}`;
-    }
-    default:
-      return m.type;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The raw client.
-
-class RawClient {
-  private pending = Buffer.alloc(0);
-  private readonly inbox: Message[] = [];
-  private wake: (() => void) | null = null;
-  private closed = false;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      this.pending = Buffer.concat([this.pending, chunk]);
-      while (this.pending.length >= 5 && this.pending.length >= 1 + this.pending.readInt32BE(1)) {
-        const total = 1 + this.pending.readInt32BE(1);
-        this.inbox.push({ type: String.fromCharCode(this.pending[0]), body: this.pending.subarray(5, total) });
-        this.pending = this.pending.subarray(total);
-      }
-      this.wake?.();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake?.();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static async connect(port: number, user: string, database = DB, startup: Readonly<Record<string, string>> = {}): Promise<RawClient> {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
-    const client = new RawClient(socket);
-    socket.write(fe.startup({ user, database, application_name: 'raw-suite', ...startup }));
-    const login = await client.untilReady(1);
-    const error = login.find((m) => m.type === 'E');
-    if (error) throw new Error(`login of ${user} to ${database} on ${port} failed: ${render(error)}`);
-    return client;
-  }
-
-  send(frames: readonly Buffer[]): void {
-    this.socket.write(Buffer.concat(frames));
-  }
-
-  /** Takes the messages through the `n`th ReadyForQuery from now; rejects after `timeoutMs` without consuming any. */
-  async untilReady(n: number, timeoutMs = WAIT_MS): Promise<Message[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      let seen = 0;
-      const end = this.inbox.findIndex((m) => m.type === 'Z' && ++seen === n);
-      if (end >= 0) return this.inbox.splice(0, end + 1);
-      if (this.closed) throw new Error(`connection closed while waiting for ${n}× ReadyForQuery; got ${this.inbox.map(render).join(' / ')}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${n}× ReadyForQuery within ${timeoutMs} ms; got ${this.inbox.map(render).join(' / ')}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-  }
-
-  /** Sends `frames` and returns the rendered replies through one ReadyForQuery per Sync or Query sent. */
-  async exchange(frames: readonly Buffer[], timeoutMs = WAIT_MS): Promise<string[]> {
-    const waits = frames.filter((f) => f[0] === 0x53 || f[0] === 0x51).length;
-    this.send(frames);
-    return (await this.untilReady(waits, timeoutMs)).map(render);
-  }
-
-  /** Simple query that must not fail; its data rows. */
-  async rows(sql: string): Promise<string[][]> {
-    const replies = await this.exchange([fe.query(sql)]);
-    assert.deepEqual(replies.filter((r) => r.startsWith('E ')), [], `${sql}: ${replies.join(' / ')}`);
-    return replies.filter((r) => r.startsWith('D ')).map((r) => r.slice(2).split('|'));
-  }
-
-  async end(): Promise<void> {
-    if (!this.closed) this.socket.end(fe.terminate());
-    const timer = setTimeout(() => this.socket.destroy(), 5_000);
-    while (!this.closed) await new Promise<void>((resolve) => (this.wake = resolve));
-    clearTimeout(timer);
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Random sequences.
@@ -315,15 +120,8 @@ function frameOf(op: Op): Buffer {
     case 'parse':
       return fe.parse(op.name, TEXTS[op.text].sql, TEXTS[op.text].types);
     case 'bind':
-      return frame(
-        'B',
-        cstr(op.portal),
-        cstr(op.statement),
-        int16(0),
-        int16(op.params.length),
-        ...op.params.flatMap((p) => (p === null ? [int32(-1)] : [int32(Buffer.byteLength(p)), Buffer.from(p, 'utf8')])),
-        ...(op.binary ? [int16(1), int16(1)] : [int16(0)]),
-      );
+      // A single result format code applies to every column.
+      return fe.bind(op.statement, op.params, op.portal, op.binary ? [1] : []);
     case 'describe':
       return fe.describe(op.what, op.name);
     case 'execute':
@@ -353,7 +151,7 @@ function showOp(op: Op): string {
 }
 
 /** The fields that matter, exactly: data and descriptions as bytes, tags, SQLSTATEs, transaction status. */
-function exact(m: Message): string {
+function exact(m: BackendMessage): string {
   switch (m.type) {
     case 'E':
     case 'N':
@@ -384,7 +182,7 @@ async function play(port: number, sequences: readonly Op[][], deadline: number):
     c = await RawClient.connect(port, ROLE, DB);
     for (const ops of sequences) {
       if (Date.now() > deadline) break;
-      c.send(ops.map(frameOf));
+      c.send(...ops.map(frameOf));
       replies.push((await c.untilReady(ops.filter((o) => o.kind === 'sync').length)).map(exact));
     }
     return { replies, error: null };

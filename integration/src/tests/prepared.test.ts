@@ -8,10 +8,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import {
+  RawClient,
+  all,
+  fe,
   startDoorman,
   startPostgres,
   type DoormanConfig,
@@ -29,208 +31,10 @@ const ROLE_LOG = 'prep_log';
 /** Name of the per-server statement limit in Doorman's general section. */
 const MAX_PREPARED_KEY = 'max_prepared_statements';
 const EVICTION_LIMIT = 3;
-const WAIT_MS = 20_000;
-
-// ---------------------------------------------------------------------------
-// Frontend messages.
-
-function int16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n);
-  return b;
-}
-
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`, 'utf8');
-}
-
-function frame(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(type, 'ascii'), int32(body.length + 4), body]);
-}
-
-const fe = {
-  startup(params: Readonly<Record<string, string>>): Buffer {
-    const body = Buffer.concat([int32(196608), ...Object.entries(params).flatMap(([k, v]) => [cstr(k), cstr(v)]), Buffer.alloc(1)]);
-    return Buffer.concat([int32(body.length + 4), body]);
-  },
-  query: (sql: string): Buffer => frame('Q', cstr(sql)),
-  parse: (name: string, sql: string, types: readonly number[] = []): Buffer => frame('P', cstr(name), cstr(sql), int16(types.length), ...types.map(int32)),
-  bind(statement: string, params: readonly (string | null)[] = [], portal = ''): Buffer {
-    const values = params.flatMap((p) => (p === null ? [int32(-1)] : [int32(Buffer.byteLength(p)), Buffer.from(p, 'utf8')]));
-    return frame('B', cstr(portal), cstr(statement), int16(0), int16(params.length), ...values, int16(0));
-  },
-  describe: (kind: 'S' | 'P', name: string): Buffer => frame('D', Buffer.from(kind, 'ascii'), cstr(name)),
-  execute: (portal = '', maxRows = 0): Buffer => frame('E', cstr(portal), int32(maxRows)),
-  close: (kind: 'S' | 'P', name: string): Buffer => frame('C', Buffer.from(kind, 'ascii'), cstr(name)),
-  sync: (): Buffer => frame('S'),
-  terminate: (): Buffer => frame('X'),
-};
 
 /** Bind (unnamed portal), Execute and Sync of a prepared statement. */
 function run(statement: string, params: readonly (string | null)[] = []): Buffer[] {
   return [fe.bind(statement, params), fe.execute(), fe.sync()];
-}
-
-// ---------------------------------------------------------------------------
-// Backend messages, rendered as short strings so whole exchanges compare with deepEqual.
-
-interface Message {
-  type: string;
-  body: Buffer;
-}
-
-function errorFields(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const end = body.indexOf(0, i + 1);
-    out[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end);
-    i = end + 1;
-  }
-  return out;
-}
-
-function dataRow(body: Buffer): (string | null)[] {
-  const out: (string | null)[] = [];
-  let at = 2;
-  for (let i = body.readInt16BE(0); i > 0; i--) {
-    const len = body.readInt32BE(at);
-    at += 4;
-    out.push(len < 0 ? null : body.toString('utf8', at, at + len));
-    if (len > 0) at += len;
-  }
-  return out;
-}
-
-/** RowDescription as `name:typeoid` pairs. */
-function rowDescription(body: Buffer): string {
-  const out: string[] = [];
-  let at = 2;
-  for (let i = body.readInt16BE(0); i > 0; i--) {
-    const end = body.indexOf(0, at);
-    out.push(`${body.toString('utf8', at, end)}:${body.readInt32BE(end + 7)}`);
-    at = end + 19;
-  }
-  return out.join(',');
-}
-
-function render(m: Message): string {
-  switch (m.type) {
-    case 'E':
-    case 'N': {
-      const f = errorFields(m.body);
-      return `${m.type} ${f.C} ${f.M}`;
-    }
-    case 'D':
-      return `D ${dataRow(m.body).map((c) => c ?? 'NULL').join('|')}`;
-    case 'C':
-      return `C ${m.body.toString('utf8', 0, m.body.length - 1)}`;
-    case 'Z':
-      return `Z ${String.fromCharCode(m.body[0])}`;
-    case 'T':
-      return `T ${rowDescription(m.body)}`;
-    case 't': {
-      const oids = Array.from({ length: m.body.readInt16BE(0) }, (_, i) => m.body.readInt32BE(2 + 4 * i));
-      return `t ${oids.join(',')}`;
-    }
-    default:
-      return m.type;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The raw client.
-
-class RawClient {
-  private pending = Buffer.alloc(0);
-  private readonly inbox: Message[] = [];
-  private wake: (() => void) | null = null;
-  private closed = false;
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      this.pending = Buffer.concat([this.pending, chunk]);
-      while (this.pending.length >= 5 && this.pending.length >= 1 + this.pending.readInt32BE(1)) {
-        const total = 1 + this.pending.readInt32BE(1);
-        this.inbox.push({ type: String.fromCharCode(this.pending[0]), body: this.pending.subarray(5, total) });
-        this.pending = this.pending.subarray(total);
-      }
-      this.wake?.();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake?.();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static async connect(port: number, user: string, database = DB, startup: Readonly<Record<string, string>> = {}): Promise<RawClient> {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
-    const client = new RawClient(socket);
-    socket.write(fe.startup({ user, database, application_name: 'raw-suite', ...startup }));
-    const login = await client.untilReady(1);
-    const error = login.find((m) => m.type === 'E');
-    if (error) throw new Error(`login of ${user} to ${database} on ${port} failed: ${render(error)}`);
-    return client;
-  }
-
-  send(frames: readonly Buffer[]): void {
-    this.socket.write(Buffer.concat(frames));
-  }
-
-  /** Takes the messages through the `n`th ReadyForQuery from now; rejects after `timeoutMs` without consuming any. */
-  async untilReady(n: number, timeoutMs = WAIT_MS): Promise<Message[]> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      let seen = 0;
-      const end = this.inbox.findIndex((m) => m.type === 'Z' && ++seen === n);
-      if (end >= 0) return this.inbox.splice(0, end + 1);
-      if (this.closed) throw new Error(`connection closed while waiting for ${n}× ReadyForQuery; got ${this.inbox.map(render).join(' / ')}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${n}× ReadyForQuery within ${timeoutMs} ms; got ${this.inbox.map(render).join(' / ')}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-  }
-
-  /** Sends `frames` and returns the rendered replies through one ReadyForQuery per Sync or Query sent. */
-  async exchange(frames: readonly Buffer[], timeoutMs = WAIT_MS): Promise<string[]> {
-    const waits = frames.filter((f) => f[0] === 0x53 || f[0] === 0x51).length;
-    this.send(frames);
-    return (await this.untilReady(waits, timeoutMs)).map(render);
-  }
-
-  /** Simple query that must not fail; its data rows. */
-  async rows(sql: string): Promise<string[][]> {
-    const replies = await this.exchange([fe.query(sql)]);
-    assert.deepEqual(replies.filter((r) => r.startsWith('E ')), [], `${sql}: ${replies.join(' / ')}`);
-    return replies.filter((r) => r.startsWith('D ')).map((r) => r.slice(2).split('|'));
-  }
-
-  async end(): Promise<void> {
-    if (!this.closed) this.socket.end(fe.terminate());
-    const timer = setTimeout(() => this.socket.destroy(), 5_000);
-    while (!this.closed) await new Promise<void>((resolve) => (this.wake = resolve));
-    clearTimeout(timer);
-  }
 }
 
 async function withClient<T>(port: number, user: string, body: (c: RawClient) => Promise<T>, database = DB): Promise<T> {
@@ -240,14 +44,6 @@ async function withClient<T>(port: number, user: string, body: (c: RawClient) =>
   } finally {
     await c.end();
   }
-}
-
-/** Runs `tasks` at once and fails with every rejection, not only the first. */
-async function all<T>(tasks: readonly Promise<T>[]): Promise<T[]> {
-  const settled = await Promise.allSettled(tasks);
-  const failures = settled.flatMap((s, i) => (s.status === 'rejected' ? [`#${i}: ${String(s.reason instanceof Error ? s.reason.stack : s.reason)}`] : []));
-  assert.equal(failures.length, 0, `${failures.length} of ${tasks.length} failed:\n${failures.slice(0, 5).join('\n')}`);
-  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
 
 // ---------------------------------------------------------------------------
@@ -593,8 +389,8 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
   test('DEALLOCATE ALL / DISCARD ALL / Close by one client do not drop what another client prepared on the same server', async () => {
     const { doorman: d } = servers();
     // pool_size 1: both clients always run on the one server connection.
-    const owner = await RawClient.connect(d.port, ROLE_B);
-    const other = await RawClient.connect(d.port, ROLE_B);
+    const owner = await RawClient.connect(d.port, ROLE_B, DB);
+    const other = await RawClient.connect(d.port, ROLE_B, DB);
     try {
       const sql = 'select 42 as shared';
       assert.deepEqual(await owner.exchange([fe.parse('mine', sql), ...run('mine')]), ['1', '2', 'D 42', 'C SELECT 1', 'Z I']);
@@ -676,7 +472,7 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
 
   test('a statement prepared on one server is used after the client\'s next transaction runs on the other', async () => {
     const { doorman: d } = servers();
-    const [client, x, y] = await all([RawClient.connect(d.port, ROLE_A), RawClient.connect(d.port, ROLE_A), RawClient.connect(d.port, ROLE_A)]);
+    const [client, x, y] = await all([RawClient.connect(d.port, ROLE_A, DB), RawClient.connect(d.port, ROLE_A, DB), RawClient.connect(d.port, ROLE_A, DB)]);
     const pidIn = async (c: RawClient): Promise<number> => Number((await c.rows('BEGIN; select pg_backend_pid()'))[0][0]);
     try {
       // Open both server connections of the pool (pool_size 2).
@@ -820,7 +616,7 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
       ),
     );
     // Both servers at once: two clients each holding one in a transaction.
-    const [p, q] = await all([RawClient.connect(port, ROLE_A), RawClient.connect(port, ROLE_A)]);
+    const [p, q] = await all([RawClient.connect(port, ROLE_A, DB), RawClient.connect(port, ROLE_A, DB)]);
     try {
       const pids = await all([p, q].map(async (c) => (await c.rows('BEGIN; select pg_backend_pid()'))[0][0]));
       await all([p, q].map((c) => probe(c)));

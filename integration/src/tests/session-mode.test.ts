@@ -4,10 +4,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import {
   MD5_USER,
   SCRAM_USER,
+  backendPid,
+  connectPg,
+  one,
   pgbench,
   startDoorman,
   startPostgres,
@@ -17,24 +19,6 @@ import {
 } from '../harness/index.js';
 
 const SUITE_TIMEOUT_MS = 120_000;
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000 });
-  // FATALs while idle arrive as 'error' events; the tests assert on query results instead.
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-async function one<T>(client: pg.Client, sql: string, values: unknown[] = []): Promise<T> {
-  const r = await client.query(sql, values);
-  assert.equal(r.rows.length, 1, `one row from ${sql}`);
-  return r.rows[0] as T;
-}
-
-async function backendPid(client: pg.Client): Promise<number> {
-  return (await one<{ pid: number }>(client, 'select pg_backend_pid() as pid')).pid;
-}
 
 describe('session mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   let cluster: PgCluster | undefined;
@@ -75,8 +59,8 @@ describe('session mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('one backend for the whole session; temp tables, SET and SQL PREPARE persist across transactions', async () => {
-    const a = await connect(url());
-    const b = await connect(url());
+    const a = await connectPg(url());
+    const b = await connectPg(url());
     try {
       const pid = await backendPid(a);
       await a.query('create temp table session_tmp (v int)');
@@ -115,7 +99,7 @@ describe('session mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('DISCARD ALL on release: the next client of the backend sees no temp table, SET, PREPARE or LISTEN', async () => {
-    const a = await connect(url(MD5_USER));
+    const a = await connectPg(url(MD5_USER));
     const pid = await backendPid(a);
     await a.query('create temp table leftover (v int)');
     await a.query("set work_mem = '77MB'");
@@ -126,7 +110,7 @@ describe('session mode', { timeout: SUITE_TIMEOUT_MS }, () => {
     await a.query('commit');
     await a.end();
 
-    const b = await connect(url(MD5_USER));
+    const b = await connectPg(url(MD5_USER));
     try {
       const seen = await one<{ pid: number; tmp: string | null; wm: string; prepared: string; cursors: string; channels: string }>(
         b,
@@ -143,12 +127,12 @@ describe('session mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('a session that ends inside a transaction is rolled back before the backend is reused', async () => {
     const { cluster: pgc } = servers();
     await pgc.query('create table session_dc (v int); grant all on session_dc to md5_user;', 'app');
-    const a = await connect(url(MD5_USER));
+    const a = await connectPg(url(MD5_USER));
     const pid = await backendPid(a);
     await a.query('begin');
     await a.query('insert into session_dc values (1)');
     await a.end();
-    const b = await connect(url(MD5_USER));
+    const b = await connectPg(url(MD5_USER));
     try {
       assert.equal(await backendPid(b), pid);
       assert.equal((await one<{ n: string }>(b, 'select count(*) as n from session_dc')).n, '0');
@@ -159,9 +143,9 @@ describe('session mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('clients beyond pool_size wait for a session to end, then get its backend', async () => {
-    const a = await connect(url(MD5_USER));
+    const a = await connectPg(url(MD5_USER));
     const pid = await backendPid(a);
-    const b = await connect(url(MD5_USER));
+    const b = await connectPg(url(MD5_USER));
     try {
       const waiting = backendPid(b);
       const raced = await Promise.race([waiting.then(() => 'served'), new Promise((r) => setTimeout(r, 500, 'waiting'))]);

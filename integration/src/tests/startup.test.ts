@@ -4,13 +4,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import net from 'node:net';
 import pg from 'pg';
 import {
   MD5_USER,
+  RawClient,
   SCRAM_USER,
+  cstrings,
   doormanConfigFor,
+  errorFields,
+  fe,
   startDoorman,
   startPostgres,
   type DoormanProcess,
@@ -18,221 +20,6 @@ import {
 } from '../harness/index.js';
 
 const SUITE_TIMEOUT_MS = 90_000;
-
-// ---- raw protocol (local helper: the harness speaks only through real clients) ----
-
-interface BackendMessage {
-  type: string;
-  body: Buffer;
-}
-
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-}
-
-function frontend(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(type), int32(body.length + 4), body]);
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`);
-}
-
-function startupMessage(params: Record<string, string>, major = 3, minor = 0): Buffer {
-  const body = Buffer.concat([int32((major << 16) | minor), ...Object.entries(params).map(([k, v]) => Buffer.concat([cstr(k), cstr(v)])), Buffer.from([0])]);
-  return Buffer.concat([int32(body.length + 4), body]);
-}
-
-const SSL_REQUEST = Buffer.concat([int32(8), int32(80877103)]);
-const GSSENC_REQUEST = Buffer.concat([int32(8), int32(80877104)]);
-
-function query(sql: string): Buffer {
-  return frontend('Q', cstr(sql));
-}
-
-/** Fields of an ErrorResponse/NoticeResponse keyed by their one-letter codes. */
-function errorFields(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const end = body.indexOf(0, i + 1);
-    out[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end);
-    i = end + 1;
-  }
-  return out;
-}
-
-function cstrings(body: Buffer, from = 0): string[] {
-  const out: string[] = [];
-  let i = from;
-  while (i < body.length) {
-    const end = body.indexOf(0, i);
-    if (end < 0) break;
-    out.push(body.toString('utf8', i, end));
-    i = end + 1;
-  }
-  return out;
-}
-
-function dataRow(body: Buffer): (string | null)[] {
-  const n = body.readInt16BE(0);
-  const out: (string | null)[] = [];
-  let at = 2;
-  for (let i = 0; i < n; i++) {
-    const len = body.readInt32BE(at);
-    at += 4;
-    if (len < 0) {
-      out.push(null);
-    } else {
-      out.push(body.toString('utf8', at, at + len));
-      at += len;
-    }
-  }
-  return out;
-}
-
-/** A raw client socket that buffers what the server sends and hands it out as bytes or messages. */
-class Wire {
-  private buf: Buffer = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  ended = false;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.notify();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static connect(port: number): Promise<Wire> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => resolve(new Wire(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  send(...parts: Buffer[]): void {
-    this.socket.write(Buffer.concat(parts));
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  /** Waits until `n` bytes are buffered; false if the socket closed first. */
-  private async fill(n: number, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.buf.length < n) {
-      if (this.ended) return false;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for the server (have ${this.buf.length} of ${n} bytes)`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return true;
-  }
-
-  /** One byte (the answer to SSLRequest/GSSENCRequest); null when the socket closed. */
-  async byte(timeoutMs = 5_000): Promise<number | null> {
-    if (!(await this.fill(1, timeoutMs))) return null;
-    const b = this.buf[0];
-    this.buf = this.buf.subarray(1);
-    return b;
-  }
-
-  /** The next backend message; null when the socket closed. */
-  async message(timeoutMs = 5_000): Promise<BackendMessage | null> {
-    if (!(await this.fill(5, timeoutMs))) return null;
-    const len = this.buf.readInt32BE(1);
-    if (!(await this.fill(1 + len, timeoutMs))) return null;
-    const msg = { type: String.fromCharCode(this.buf[0]), body: Buffer.from(this.buf.subarray(5, 1 + len)) };
-    this.buf = this.buf.subarray(1 + len);
-    return msg;
-  }
-
-  /** Messages up to and including the first of `type`; throws if the socket closes first. */
-  async until(type: string, timeoutMs = 5_000): Promise<BackendMessage[]> {
-    const out: BackendMessage[] = [];
-    for (;;) {
-      const m = await this.message(timeoutMs);
-      if (m === null) throw new Error(`connection closed before "${type}"; got ${out.map((x) => x.type).join('')}`);
-      out.push(m);
-      if (m.type === type) return out;
-    }
-  }
-
-  /** Everything until the server closes the connection. */
-  async rest(timeoutMs = 5_000): Promise<BackendMessage[]> {
-    const out: BackendMessage[] = [];
-    for (;;) {
-      const m = await this.message(timeoutMs);
-      if (m === null) return out;
-      out.push(m);
-    }
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-interface Login {
-  messages: BackendMessage[];
-  status: Map<string, string>;
-}
-
-/** Answers cleartext/MD5 requests until ReadyForQuery; throws with the SQLSTATE on an ErrorResponse. */
-async function login(wire: Wire, user: string, password: string): Promise<Login> {
-  const messages: BackendMessage[] = [];
-  const status = new Map<string, string>();
-  for (;;) {
-    const m = await wire.message();
-    if (m === null) throw new Error(`closed during login after ${messages.map((x) => x.type).join('')}`);
-    messages.push(m);
-    if (m.type === 'E') {
-      const f = errorFields(m.body);
-      throw Object.assign(new Error(f.M), { code: f.C });
-    }
-    if (m.type === 'S') {
-      const [name, value] = cstrings(m.body);
-      status.set(name, value);
-    }
-    if (m.type === 'Z') return { messages, status };
-    if (m.type !== 'R') continue;
-    const code = m.body.readInt32BE(0);
-    if (code === 3) wire.send(frontend('p', cstr(password)));
-    else if (code === 5) {
-      const inner = createHash('md5').update(password + user).digest('hex');
-      const outer = createHash('md5').update(inner).update(m.body.subarray(4, 8)).digest('hex');
-      wire.send(frontend('p', cstr(`md5${outer}`)));
-    } else if (code !== 0) throw new Error(`unsupported authentication request ${code}`);
-  }
-}
-
-/** Runs one simple query on a logged-in wire; returns the rows as text. */
-async function simpleQuery(wire: Wire, sql: string): Promise<(string | null)[][]> {
-  wire.send(query(sql));
-  const msgs = await wire.until('Z');
-  const err = msgs.find((m) => m.type === 'E');
-  if (err) throw new Error(`${sql}: ${errorFields(err.body).M}`);
-  return msgs.filter((m) => m.type === 'D').map((m) => dataRow(m.body));
-}
 
 // ---- pg helpers ----
 
@@ -299,18 +86,18 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('raw login: ParameterStatus..., one BackendKeyData, ReadyForQuery idle; same parameters as PostgreSQL', async () => {
     const { cluster: pgc, doorman: d } = servers();
     const params = { user: MD5_USER.user, database: 'app', application_name: 'raw-client' };
-    const direct = await Wire.connect(pgc.port);
+    const direct = await RawClient.open(pgc.port);
     let expected: Map<string, string>;
     try {
-      direct.send(startupMessage(params));
-      expected = (await login(direct, MD5_USER.user, MD5_USER.password)).status;
+      direct.send(fe.startup(params));
+      expected = (await direct.login(MD5_USER.user, MD5_USER.password)).status;
     } finally {
       direct.close();
     }
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(startupMessage(params));
-      const { messages, status } = await login(wire, MD5_USER.user, MD5_USER.password);
+      wire.send(fe.startup(params));
+      const { messages, status } = await wire.login(MD5_USER.user, MD5_USER.password);
       const afterOk = messages.slice(messages.findIndex((m) => m.type === 'R' && m.body.readInt32BE(0) === 0) + 1);
       assert.match(afterOk.map((m) => m.type).join(''), /^S+KZ$/);
       assert.equal(afterOk.find((m) => m.type === 'K')!.body.length, 8);
@@ -389,15 +176,15 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('protocol 3.2 -> NegotiateProtocolVersion (3.0, no options) then a normal login', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(startupMessage({ user: MD5_USER.user, database: 'app' }, 3, 2));
+      wire.send(fe.startup({ user: MD5_USER.user, database: 'app' }, 3, 2));
       const first = await wire.message();
       assert.equal(first?.type, 'v');
       assert.equal(first.body.readInt32BE(0), 0, 'newest minor version supported');
       assert.equal(first.body.readInt32BE(4), 0, 'unrecognized protocol options');
-      await login(wire, MD5_USER.user, MD5_USER.password);
-      assert.deepEqual(await simpleQuery(wire, 'select 40 + 2'), [['42']]);
+      await wire.login(MD5_USER.user, MD5_USER.password);
+      assert.deepEqual(await wire.simpleQuery('select 40 + 2'), [['42']]);
     } finally {
       wire.close();
     }
@@ -405,16 +192,16 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('_pq_ protocol options are listed in NegotiateProtocolVersion and the login proceeds', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(startupMessage({ user: MD5_USER.user, database: 'app', '_pq_.test_option': 'on' }));
+      wire.send(fe.startup({ user: MD5_USER.user, database: 'app', '_pq_.test_option': 'on' }));
       const first = await wire.message();
       assert.equal(first?.type, 'v');
       assert.equal(first.body.readInt32BE(0), 0);
       assert.equal(first.body.readInt32BE(4), 1);
       assert.deepEqual(cstrings(first.body, 8), ['_pq_.test_option']);
-      await login(wire, MD5_USER.user, MD5_USER.password);
-      assert.deepEqual(await simpleQuery(wire, 'select current_user'), [['md5_user']]);
+      await wire.login(MD5_USER.user, MD5_USER.password);
+      assert.deepEqual(await wire.simpleQuery('select current_user'), [['md5_user']]);
     } finally {
       wire.close();
     }
@@ -422,13 +209,13 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('GSSENCRequest -> N, then a normal startup on the same socket', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(GSSENC_REQUEST);
+      wire.send(fe.gssencRequest());
       assert.equal(await wire.byte(), 'N'.charCodeAt(0));
-      wire.send(startupMessage({ user: MD5_USER.user, database: 'app' }));
-      await login(wire, MD5_USER.user, MD5_USER.password);
-      assert.deepEqual(await simpleQuery(wire, "select 'gss-fallback'"), [['gss-fallback']]);
+      wire.send(fe.startup({ user: MD5_USER.user, database: 'app' }));
+      await wire.login(MD5_USER.user, MD5_USER.password);
+      assert.deepEqual(await wire.simpleQuery("select 'gss-fallback'"), [['gss-fallback']]);
     } finally {
       wire.close();
     }
@@ -436,13 +223,13 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('SSLRequest with TLS disabled -> N, then a normal startup on the same socket', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(SSL_REQUEST);
+      wire.send(fe.sslRequest());
       assert.equal(await wire.byte(), 'N'.charCodeAt(0));
-      wire.send(startupMessage({ user: MD5_USER.user, database: 'app' }));
-      await login(wire, MD5_USER.user, MD5_USER.password);
-      assert.deepEqual(await simpleQuery(wire, "select 'plain'"), [['plain']]);
+      wire.send(fe.startup({ user: MD5_USER.user, database: 'app' }));
+      await wire.login(MD5_USER.user, MD5_USER.password);
+      assert.deepEqual(await wire.simpleQuery("select 'plain'"), [['plain']]);
     } finally {
       wire.close();
     }
@@ -450,15 +237,15 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('GSSENCRequest, then SSLRequest, then startup (what libpq does with gssencmode=prefer)', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(GSSENC_REQUEST);
+      wire.send(fe.gssencRequest());
       assert.equal(await wire.byte(), 'N'.charCodeAt(0));
-      wire.send(SSL_REQUEST);
+      wire.send(fe.sslRequest());
       assert.equal(await wire.byte(), 'N'.charCodeAt(0));
-      wire.send(startupMessage({ user: MD5_USER.user, database: 'app' }));
-      await login(wire, MD5_USER.user, MD5_USER.password);
-      assert.deepEqual(await simpleQuery(wire, 'select 1'), [['1']]);
+      wire.send(fe.startup({ user: MD5_USER.user, database: 'app' }));
+      await wire.login(MD5_USER.user, MD5_USER.password);
+      assert.deepEqual(await wire.simpleQuery('select 1'), [['1']]);
     } finally {
       wire.close();
     }
@@ -466,9 +253,9 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('protocol 4.0 -> FATAL 08P01 and close', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(startupMessage({ user: MD5_USER.user, database: 'app' }, 4, 0));
+      wire.send(fe.startup({ user: MD5_USER.user, database: 'app' }, 4, 0));
       const msgs = await wire.rest();
       assert.deepEqual(msgs.map((m) => m.type), ['E']);
       const f = errorFields(msgs[0].body);
@@ -482,9 +269,9 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('replication=database -> FATAL 08P01', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(startupMessage({ user: MD5_USER.user, database: 'app', replication: 'database' }));
+      wire.send(fe.startup({ user: MD5_USER.user, database: 'app', replication: 'database' }));
       const msgs = await wire.rest();
       assert.deepEqual(msgs.map((m) => m.type), ['E']);
       assert.equal(errorFields(msgs[0].body).C, '08P01');

@@ -4,13 +4,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import net from 'node:net';
+import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import {
   MD5_USER,
+  RawClient,
   SCRAM_USER,
+  backendPid,
+  connectPg,
+  dataRow,
+  errorFields,
+  fe,
+  one,
   psql,
   startDoorman,
   startPostgres,
@@ -20,222 +26,6 @@ import {
 } from '../harness/index.js';
 
 const SUITE_TIMEOUT_MS = 120_000;
-
-// ---- raw protocol (local helper: pipelines and COPY need byte-level control) ----
-
-interface BackendMessage {
-  type: string;
-  body: Buffer;
-}
-
-function int32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32BE(n);
-  return b;
-}
-
-function frontend(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(type), int32(body.length + 4), body]);
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(`${s}\0`);
-}
-
-function startupMessage(params: Record<string, string>, major = 3, minor = 0): Buffer {
-  const body = Buffer.concat([int32((major << 16) | minor), ...Object.entries(params).map(([k, v]) => Buffer.concat([cstr(k), cstr(v)])), Buffer.from([0])]);
-  return Buffer.concat([int32(body.length + 4), body]);
-}
-
-
-function query(sql: string): Buffer {
-  return frontend('Q', cstr(sql));
-}
-
-/** Fields of an ErrorResponse/NoticeResponse keyed by their one-letter codes. */
-function errorFields(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length && body[i] !== 0) {
-    const end = body.indexOf(0, i + 1);
-    out[String.fromCharCode(body[i])] = body.toString('utf8', i + 1, end);
-    i = end + 1;
-  }
-  return out;
-}
-
-function dataRow(body: Buffer): (string | null)[] {
-  const n = body.readInt16BE(0);
-  const out: (string | null)[] = [];
-  let at = 2;
-  for (let i = 0; i < n; i++) {
-    const len = body.readInt32BE(at);
-    at += 4;
-    if (len < 0) {
-      out.push(null);
-    } else {
-      out.push(body.toString('utf8', at, at + len));
-      at += len;
-    }
-  }
-  return out;
-}
-
-/** A raw client socket that buffers what the server sends and hands it out as bytes or messages. */
-class Wire {
-  private buf: Buffer = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  ended = false;
-
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.notify();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static connect(port: number): Promise<Wire> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port });
-      socket.once('connect', () => resolve(new Wire(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  send(...parts: Buffer[]): void {
-    this.socket.write(Buffer.concat(parts));
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  /** Waits until `n` bytes are buffered; false if the socket closed first. */
-  private async fill(n: number, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.buf.length < n) {
-      if (this.ended) return false;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for the server (have ${this.buf.length} of ${n} bytes)`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return true;
-  }
-
-  /** The next backend message; null when the socket closed. */
-  async message(timeoutMs = 5_000): Promise<BackendMessage | null> {
-    if (!(await this.fill(5, timeoutMs))) return null;
-    const len = this.buf.readInt32BE(1);
-    if (!(await this.fill(1 + len, timeoutMs))) return null;
-    const msg = { type: String.fromCharCode(this.buf[0]), body: Buffer.from(this.buf.subarray(5, 1 + len)) };
-    this.buf = this.buf.subarray(1 + len);
-    return msg;
-  }
-
-  /** Messages up to and including the first of `type`; throws if the socket closes first. */
-  async until(type: string, timeoutMs = 5_000): Promise<BackendMessage[]> {
-    const out: BackendMessage[] = [];
-    for (;;) {
-      const m = await this.message(timeoutMs);
-      if (m === null) throw new Error(`connection closed before "${type}"; got ${out.map((x) => x.type).join('')}`);
-      out.push(m);
-      if (m.type === type) return out;
-    }
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-/** Answers cleartext/MD5 requests until ReadyForQuery; throws with the SQLSTATE on an ErrorResponse. */
-async function login(wire: Wire, user: string, password: string): Promise<void> {
-  const messages: BackendMessage[] = [];
-  for (;;) {
-    const m = await wire.message();
-    if (m === null) throw new Error(`closed during login after ${messages.map((x) => x.type).join('')}`);
-    messages.push(m);
-    if (m.type === 'E') {
-      const f = errorFields(m.body);
-      throw Object.assign(new Error(f.M), { code: f.C });
-    }
-    if (m.type === 'Z') return;
-    if (m.type !== 'R') continue;
-    const code = m.body.readInt32BE(0);
-    if (code === 3) wire.send(frontend('p', cstr(password)));
-    else if (code === 5) {
-      const inner = createHash('md5').update(password + user).digest('hex');
-      const outer = createHash('md5').update(inner).update(m.body.subarray(4, 8)).digest('hex');
-      wire.send(frontend('p', cstr(`md5${outer}`)));
-    } else if (code !== 0) throw new Error(`unsupported authentication request ${code}`);
-  }
-}
-
-/** Runs one simple query on a logged-in wire; returns the rows as text. */
-async function simpleQuery(wire: Wire, sql: string): Promise<(string | null)[][]> {
-  wire.send(query(sql));
-  const msgs = await wire.until('Z');
-  const err = msgs.find((m) => m.type === 'E');
-  if (err) throw new Error(`${sql}: ${errorFields(err.body).M}`);
-  return msgs.filter((m) => m.type === 'D').map((m) => dataRow(m.body));
-}
-
-
-function int16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeInt16BE(n);
-  return b;
-}
-
-function parse(name: string, sql: string): Buffer {
-  return frontend('P', cstr(name), cstr(sql), int16(0));
-}
-
-function bind(statement: string, params: string[] = []): Buffer {
-  const values = params.map((p) => Buffer.concat([int32(Buffer.byteLength(p)), Buffer.from(p)]));
-  return frontend('B', cstr(''), cstr(statement), int16(0), int16(params.length), ...values, int16(0));
-}
-
-const EXECUTE = frontend('E', cstr(''), int32(0));
-const SYNC = frontend('S');
-
-function copyData(text: string): Buffer {
-  return frontend('d', Buffer.from(text));
-}
-
-// ---- pg helpers ----
-
-async function connect(url: string, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000, ...extra });
-  // FATALs while idle arrive as 'error' events; tests that care listen themselves.
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-}
-
-async function one<T>(client: pg.Client, sql: string, values: unknown[] = []): Promise<T> {
-  const r = await client.query(sql, values);
-  assert.equal(r.rows.length, 1, `one row from ${sql}`);
-  return r.rows[0] as T;
-}
-
-async function backendPid(client: pg.Client): Promise<number> {
-  return (await one<{ pid: number }>(client, 'select pg_backend_pid() as pid')).pid;
-}
 
 describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   let cluster: PgCluster | undefined;
@@ -296,7 +86,7 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
     const { admin: su } = servers();
     const CLIENTS = 40;
     const TRANSACTIONS = 20;
-    const clients = await Promise.all(Array.from({ length: CLIENTS }, () => connect(url())));
+    const clients = await Promise.all(Array.from({ length: CLIENTS }, () => connectPg(url())));
     const pids = new Set<number>();
     try {
       await Promise.all(
@@ -332,14 +122,14 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('pipelined extended queries: several Syncs in one write, an error skips only to its Sync', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(startupMessage({ user: SCRAM_USER.user, database: 'app' }));
-      await login(wire, SCRAM_USER.user, SCRAM_USER.password);
+      wire.send(fe.startup({ user: SCRAM_USER.user, database: 'app' }));
+      await wire.login(SCRAM_USER.user, SCRAM_USER.password);
       wire.send(
-        parse('', 'select $1::int + 1'), bind('', ['1']), EXECUTE, SYNC,
-        parse('', 'select 1/g from generate_series(0, 0) g'), bind(''), EXECUTE, SYNC,
-        parse('', 'select $1::text'), bind('', ['third']), EXECUTE, SYNC,
+        fe.parse('', 'select $1::int + 1'), fe.bind('', ['1']), fe.execute(), fe.sync(),
+        fe.parse('', 'select 1/g from generate_series(0, 0) g'), fe.bind(''), fe.execute(), fe.sync(),
+        fe.parse('', 'select $1::text'), fe.bind('', ['third']), fe.execute(), fe.sync(),
       );
       const first = await wire.until('Z');
       const second = await wire.until('Z');
@@ -351,9 +141,9 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
 
       // Within one Sync segment an error discards the rest of the segment, then the next one runs.
       wire.send(
-        parse('s_a', 'select 1/g from generate_series(0, 0) g'), bind('s_a'), EXECUTE,
-        parse('', "select 'skipped'"), bind(''), EXECUTE, SYNC,
-        query("select 'after'"),
+        fe.parse('s_a', 'select 1/g from generate_series(0, 0) g'), fe.bind('s_a'), fe.execute(),
+        fe.parse('', "select 'skipped'"), fe.bind(''), fe.execute(), fe.sync(),
+        fe.query("select 'after'"),
       );
       const failed = await wire.until('Z');
       assert.deepEqual(failed.map((m) => m.type).join(''), '12EZ');
@@ -361,14 +151,14 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
       const next = await wire.until('Z');
       assert.deepEqual(next.map((m) => m.type).join(''), 'TDCZ');
       assert.deepEqual(dataRow(next[1].body), ['after']);
-      assert.deepEqual(await simpleQuery(wire, 'select 7'), [['7']]);
+      assert.deepEqual(await wire.simpleQuery('select 7'), [['7']]);
     } finally {
       wire.close();
     }
   });
 
   test('pg in pipeline mode: 30 queries in flight, one failing, all answered in order', async () => {
-    const client = await connect(url(), { pipeline: true } as Partial<pg.ClientConfig>);
+    const client = await connectPg(url(), { pipeline: true } as Partial<pg.ClientConfig>);
     try {
       const results = await Promise.allSettled(
         Array.from({ length: 30 }, (_, i) => (i === 13 ? client.query('select 1/0') : client.query('select $1::int * 2 as v', [i]))),
@@ -401,36 +191,36 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('COPY at the protocol level: rows out, a bad row in, CopyFail, and the connection carries on', async () => {
     const { doorman: d } = servers();
-    const wire = await Wire.connect(d.port);
+    const wire = await RawClient.open(d.port);
     try {
-      wire.send(startupMessage({ user: SCRAM_USER.user, database: 'single' }));
-      await login(wire, SCRAM_USER.user, SCRAM_USER.password);
+      wire.send(fe.startup({ user: SCRAM_USER.user, database: 'single' }));
+      await wire.login(SCRAM_USER.user, SCRAM_USER.password);
 
-      wire.send(query('COPY (select g, g * g from generate_series(1, 3) g) TO STDOUT'));
+      wire.send(fe.query('COPY (select g, g * g from generate_series(1, 3) g) TO STDOUT'));
       const out = await wire.until('Z');
       assert.equal(out.map((m) => m.type).join(''), 'HdddcCZ');
       assert.deepEqual(out.filter((m) => m.type === 'd').map((m) => m.body.toString()), ['1\t1\n', '2\t4\n', '3\t9\n']);
 
-      wire.send(query('COPY copy_t FROM STDIN'));
+      wire.send(fe.query('COPY copy_t FROM STDIN'));
       assert.equal((await wire.message())?.type, 'G');
-      wire.send(copyData('-1\tgood\n'), copyData('notanumber\tbad\n'), frontend('c'));
+      wire.send(fe.copyData('-1\tgood\n'), fe.copyData('notanumber\tbad\n'), fe.copyDone());
       const bad = await wire.until('Z');
       assert.equal(bad.map((m) => m.type).join(''), 'EZ');
       assert.equal(errorFields(bad[0].body).C, '22P02');
 
-      wire.send(query('COPY copy_t FROM STDIN'));
+      wire.send(fe.query('COPY copy_t FROM STDIN'));
       assert.equal((await wire.message())?.type, 'G');
-      wire.send(copyData('-2\tgood\n'), frontend('f', cstr('client gave up')));
+      wire.send(fe.copyData('-2\tgood\n'), fe.copyFail('client gave up'));
       const failed = await wire.until('Z');
       assert.equal(failed.map((m) => m.type).join(''), 'EZ');
       assert.equal(errorFields(failed[0].body).C, '57014');
 
-      assert.deepEqual(await simpleQuery(wire, 'select count(*) from copy_t where a < 0'), [['0']]);
+      assert.deepEqual(await wire.simpleQuery('select count(*) from copy_t where a < 0'), [['0']]);
     } finally {
       wire.close();
     }
     // The only server of `single` came back usable.
-    const other = await connect(url('single'));
+    const other = await connectPg(url('single'));
     try {
       assert.equal((await one<{ n: number }>(other, 'select 5 as n')).n, 5);
     } finally {
@@ -439,8 +229,8 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('LISTEN/NOTIFY inside a transaction delivers NotificationResponse (own and another client\'s)', async () => {
-    const listener = await connect(url());
-    const notifier = await connect(url());
+    const listener = await connectPg(url());
+    const notifier = await connectPg(url());
     try {
       const received: { channel: string; payload: string | undefined }[] = [];
       listener.on('notification', (n) => received.push({ channel: n.channel, payload: n.payload }));
@@ -463,7 +253,7 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('NOTICE from a DO block is forwarded', async () => {
-    const client = await connect(url());
+    const client = await connectPg(url());
     try {
       const notices: { severity?: string; code?: string; message?: string }[] = [];
       client.on('notice', (n) => notices.push({ severity: n.severity, code: n.code, message: n.message }));
@@ -481,8 +271,8 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
       "select current_setting('TimeZone') as tz, current_setting('DateStyle') as ds, current_setting('work_mem') as wm",
     );
     assert.notEqual(defaults.tz, 'Asia/Tokyo');
-    const client = await connect(url('pair'), { application_name: 'before' });
-    const holders = await Promise.all([connect(url('pair')), connect(url('pair'))]);
+    const client = await connectPg(url('pair'), { application_name: 'before' });
+    const holders = await Promise.all([connectPg(url('pair')), connectPg(url('pair'))]);
     try {
       const results = (await client.query(
         "set TimeZone = 'Asia/Tokyo'; set DateStyle = 'SQL, DMY'; set application_name = 'persisted'; set work_mem = '77MB'; select pg_backend_pid() as pid",
@@ -518,8 +308,8 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   });
 
   test('a server is handed over clean after SET, DECLARE WITH HOLD, PREPARE, a named Parse and LISTEN', async () => {
-    const a = await connect(url('single'));
-    const b = await connect(url('single'));
+    const a = await connectPg(url('single'));
+    const b = await connectPg(url('single'));
     try {
       const results = (await a.query(
         "begin; set work_mem = '77MB'; set statement_timeout = 4321; declare c_hold cursor with hold for select generate_series(1, 3); prepare p_sql as select 2; listen chan_dirty; commit; select pg_backend_pid() as pid",
@@ -542,7 +332,7 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   test('client leaves mid-transaction (Terminate, then a dropped socket): rolled back, locks gone, server reused', async () => {
     const { admin: su } = servers();
     for (const how of ['terminate', 'drop'] as const) {
-      const a = await connect(url('single'));
+      const a = await connectPg(url('single'));
       await a.query('begin');
       await a.query('insert into dc_t values (1)');
       await a.query('lock table dc_t in access exclusive mode');
@@ -550,7 +340,7 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
       if (how === 'terminate') await a.end();
       else (a as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
 
-      const b = await connect(url('single'));
+      const b = await connectPg(url('single'));
       try {
         assert.equal(await backendPid(b), pid, `${how}: the server was not reused`);
         assert.equal((await one<{ n: string }>(b, 'select count(*) as n from dc_t')).n, '0', how);
@@ -567,14 +357,14 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   test('client leaves while its query runs: that server is closed, the next client gets a fresh one', async () => {
     const { admin: su } = servers();
-    const a = await connect(url('single'));
+    const a = await connectPg(url('single'));
     const pid = await backendPid(a);
     const running = a.query('select pg_sleep(5)').catch(() => 'aborted');
     await sleep(300);
     (a as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
     assert.equal(await running, 'aborted');
     const started = Date.now();
-    const b = await connect(url('single'));
+    const b = await connectPg(url('single'));
     try {
       const pidB = await backendPid(b);
       assert.notEqual(pidB, pid);
@@ -589,12 +379,12 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
     const idle: pg.Client[] = [];
     try {
       for (let batch = 0; batch < 5; batch++) {
-        const group = await Promise.all(Array.from({ length: 10 }, () => connect(url('app', MD5_USER))));
+        const group = await Promise.all(Array.from({ length: 10 }, () => connectPg(url('app', MD5_USER))));
         idle.push(...group);
         await Promise.all(group.map((c) => c.query('select 1')));
       }
       assert.ok((await backendsOf('md5_user')).length <= 2);
-      const last = await connect(url('app', MD5_USER));
+      const last = await connectPg(url('app', MD5_USER));
       try {
         const started = Date.now();
         for (let i = 0; i < 20; i++) assert.equal((await one<{ v: number }>(last, 'select $1::int as v', [i])).v, i);
