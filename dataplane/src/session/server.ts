@@ -310,6 +310,10 @@ export class ServerConnection implements PoolServer {
         if (rm !== null && !rm.onResponse(code, buf, start, f.end, this, client.toClient)) continue;
         if (code === BackendCode.ReadyForQuery) client.pending--;
         else if (code === BackendCode.CommandComplete) this.dirty = dirtyAfterCommand(this.dirty, buf, start, f.end);
+      } else if (f.first) {
+        // A long DataRow begins: whatever Doorman owes the client before it goes first.
+        if (client.heldStatusCount > 0) client.releaseParameterStatus(client.parametersReset);
+        client.remapper?.emitSynthetics(client.toClient);
       }
       client.toClient.add(f.buf, f.start, f.end);
     }
