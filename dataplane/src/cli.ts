@@ -1,9 +1,12 @@
 /**
  * `doorman CONFIG` runs the data plane; `doorman check CONFIG` validates a config file.
  */
-import { Command, Option } from 'commander';
+import { closeSync, fchmodSync, openSync, writeFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '@doorman/proto';
 import { loadConfig, type LoadedConfig } from './config/load.js';
+import { generateConfig } from './config/generate.js';
+import { introspect } from './config/introspect.js';
 import { Doorman } from './doorman.js';
 import { createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
@@ -25,6 +28,35 @@ function loadOrExit(configPath: string): { loaded: LoadedConfig; warnings: strin
     return { loaded: loadConfig(configPath, (path, message) => warnings.push(`${path}: ${message}`)), warnings };
   } catch (err) {
     fail(err, configPath);
+  }
+}
+
+interface GenerateCliOptions {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  passwordEnv: string;
+  output?: string;
+  poolSize: number;
+  poolMode: 'transaction' | 'session';
+  listenPort: number;
+}
+
+function intOption(v: string, name: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+/** The generated file may hold password verifiers: owner-only, also when it already existed. */
+function writeSecretFile(path: string, text: string): void {
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeFileSync(fd, text);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -79,6 +111,51 @@ program
     } else {
       const pools = Object.values(loaded.config.pools);
       process.stdout.write(`${configPath}: OK (${pools.length} pool(s), ${pools.reduce((n, p) => n + p.users.length, 0)} user(s))\n`);
+    }
+  });
+
+program
+  .command('generate')
+  .description('write a config pooling every database and login role of a running PostgreSQL')
+  .requiredOption('--host <host>', 'PostgreSQL host (or Unix-socket directory)')
+  .option('--port <port>', 'PostgreSQL port', (v) => intOption(v, '--port', 1, 65535), 5432)
+  .requiredOption('--user <user>', 'role to connect as (a superuser can also copy password verifiers)')
+  .option('--database <database>', 'database to connect to', 'postgres')
+  .option('--password-env <var>', 'environment variable holding the password', 'PGPASSWORD')
+  .option('--output <file>', 'write here (mode 0600) instead of stdout')
+  .option('--pool-size <n>', 'pool_size of every user', (v) => intOption(v, '--pool-size', 1, 1_000_000), 40)
+  .addOption(new Option('--pool-mode <mode>', 'pool_mode of every pool').choices(['transaction', 'session']).default('transaction'))
+  .option('--listen-port <port>', 'general.port of the generated config', (v) => intOption(v, '--listen-port', 1, 65535), 6432)
+  .action(async (opts: GenerateCliOptions) => {
+    try {
+      const catalog = await introspect({
+        host: opts.host,
+        port: opts.port,
+        user: opts.user,
+        database: opts.database,
+        password: process.env[opts.passwordEnv],
+        passwordSource: opts.passwordEnv,
+        connectTimeoutMs: 10_000,
+      });
+      if (!catalog.verifiersRead) {
+        process.stderr.write(`warning: "${opts.user}" cannot read pg_authid: users get empty placeholder passwords\n`);
+      }
+      const text = generateConfig(catalog, {
+        serverHost: opts.host,
+        serverPort: opts.port,
+        connectedUser: opts.user,
+        listenPort: opts.listenPort,
+        poolMode: opts.poolMode,
+        poolSize: opts.poolSize,
+      });
+      if (opts.output === undefined) {
+        process.stdout.write(text);
+      } else {
+        writeSecretFile(opts.output, text);
+        process.stderr.write(`${opts.output}: ${catalog.databases.length} database(s), ${catalog.roles.length} login role(s)\n`);
+      }
+    } catch (err) {
+      fail(err, opts.output ?? 'the generated config');
     }
   });
 
