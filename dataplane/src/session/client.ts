@@ -7,21 +7,13 @@
  * checking or syncing it. Active: bytes flow both ways. Bytes a client sends without a server are queued
  * (bounded) and flushed in order when one is attached.
  */
-import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { HbaMethod } from '../auth/hba.js';
 import { matchHba } from '../auth/hba.js';
-import { md5PasswordHash, verifyMd5Response } from '../auth/md5.js';
-import { ScramServerExchange, SCRAM_SHA_256, parseScramVerifier, makeScramVerifier } from '../auth/scram.js';
 import { E, type ErrorDef } from '../errors.js';
 import {
-  authenticationCleartextPassword,
-  authenticationMD5Password,
   authenticationOk,
-  authenticationSASL,
-  authenticationSASLContinue,
-  authenticationSASLFinal,
   backendKeyData,
   errorResponse,
   negotiateProtocolVersion,
@@ -34,13 +26,13 @@ import {
 import { allocMessage, BackendCode, FrontendCode, FRONTEND_STREAMABLE, ProtocolViolation, TxStatus } from '../protocol/codes.js';
 import { parseIsNamed, readLoneStatement } from '../protocol/extended.js';
 import { Framer, FrameKind, FramerError } from '../protocol/framer.js';
-import { readPasswordMessage, readQueryText, readSASLInitialResponse, readSASLResponse } from '../protocol/frontend.js';
+import { readQueryText } from '../protocol/frontend.js';
 import { StatementRemapper } from '../prepared/remap.js';
 import { parseStartupPacket } from '../protocol/startup.js';
 import type { Pool } from '../pool/pool.js';
 import type { PoolClient, PoolServer } from '../pool/members.js';
+import { ClientAuthExchange, type AuthOutcome } from './client-auth.js';
 import type { ClientCredentials } from './credentials.js';
-import { verifyCleartext } from './credentials.js';
 import type { SessionHost } from './host.js';
 import { applySync, isReported, reportedName, startupParameters, syncQuery, type ParamMap } from './params.js';
 import { beginTag, transactionEndTag } from './begin.js';
@@ -58,21 +50,11 @@ export const enum ClientState {
   Closed,
 }
 
-const enum AuthStep {
-  None,
-  Cleartext,
-  Md5,
-  ScramFirst,
-  ScramFinal,
-}
-
 const PARSE_COMPLETE = allocMessage(BackendCode.ParseComplete, 0);
 const BIND_COMPLETE = allocMessage(BackendCode.BindComplete, 0);
 const NO_DATA = allocMessage(BackendCode.NoData, 0);
 const SSL_NO = Buffer.from('N');
 const SSL_YES = Buffer.from('S');
-/** Verifier for unknown users, so that an unknown name costs the same exchange as a wrong password. */
-const DUMMY_VERIFIER = parseScramVerifier(makeScramVerifier(randomBytes(16).toString('hex')))!;
 
 let nextClientId = 1;
 
@@ -125,9 +107,7 @@ export class ClientConnection implements PoolClient {
   private readonly toServer: Outbox;
   private queuedBytes = 0;
   private loginPending = false;
-  private authStep = AuthStep.None;
-  private scram: ScramServerExchange | null = null;
-  private md5Salt: Buffer | null = null;
+  private auth: ClientAuthExchange | null = null;
   private creds: ClientCredentials | null = null;
   private startupWanted: ParamMap = new Map();
 
@@ -634,7 +614,7 @@ export class ClientConnection implements PoolClient {
     if (this.host.clientCount > g.maxClientConn) return this.fatal(E.tooManyClients, 'sorry, too many clients already');
     if (g.tlsMode === 'require' && !this.tls && !this.local) return this.fatal(E.tlsRequired, 'SSL required');
 
-    let method: HbaMethod | null = null;
+    let method: Exclude<HbaMethod, 'reject'> | null = null;
     if (this.host.hba !== null) {
       const rule = matchHba(this.host.hba, { local: this.local, ssl: this.tls, database: this.database, user: this.user, address: this.remoteAddress });
       const where = `host "${this.remoteAddress}", user "${this.user}", database "${this.database}", ${this.tls ? 'SSL encryption' : 'no encryption'}`;
@@ -650,67 +630,34 @@ export class ClientConnection implements PoolClient {
     this.beginAuth(method);
   }
 
-  private beginAuth(method: HbaMethod | null): void {
-    const c = this.creds;
+  private beginAuth(method: Exclude<HbaMethod, 'reject'> | null): void {
     if (method === 'trust') {
-      if (c === null) return this.fatal(E.hbaNoEntry, `role "${this.user}" does not exist`);
+      if (this.creds === null) return this.fatal(E.hbaNoEntry, `role "${this.user}" does not exist`);
       return this.authenticated();
     }
-    if (method === null) method = c !== null && c.stored.kind === 'md5' ? 'md5' : 'scram-sha-256';
-    if (method === 'md5' && c !== null && c.stored.kind === 'scram') method = 'scram-sha-256';
-    switch (method) {
-      case 'password':
-        this.authStep = AuthStep.Cleartext;
-        this.socket.write(authenticationCleartextPassword());
-        return;
-      case 'md5':
-        this.authStep = AuthStep.Md5;
-        this.md5Salt = randomBytes(4);
-        this.socket.write(authenticationMD5Password(this.md5Salt));
-        return;
-      default: {
-        const verifier = c !== null && c.scram !== null ? c.scram : DUMMY_VERIFIER;
-        this.scram = new ScramServerExchange(verifier);
-        this.authStep = AuthStep.ScramFirst;
-        this.socket.write(authenticationSASL([SCRAM_SHA_256]));
-      }
-    }
+    this.auth = new ClientAuthExchange(this.creds, this.user);
+    this.applyAuth(this.auth.begin(method));
   }
 
   private onAuthMessage(buf: Buffer, start: number, end: number): void {
-    if (buf[start] !== FrontendCode.PasswordMessage) {
+    if (buf[start] !== FrontendCode.PasswordMessage || this.auth === null) {
       return this.fatal(E.protocolViolation, `expected password response, got message type "${String.fromCharCode(buf[start])}"`);
     }
-    const c = this.creds;
-    switch (this.authStep) {
-      case AuthStep.Cleartext: {
-        const pw = readPasswordMessage(buf, start, end);
-        return c !== null && verifyCleartext(c, this.user, pw) ? this.authenticated() : this.authFailed();
-      }
-      case AuthStep.Md5: {
-        const response = readPasswordMessage(buf, start, end);
-        const s = c?.stored;
-        const hash = s?.kind === 'md5' ? s.hash : s?.kind === 'plain' ? md5PasswordHash(s.password, this.user) : null;
-        return hash !== null && verifyMd5Response(hash, this.md5Salt!, response) ? this.authenticated() : this.authFailed();
-      }
-      case AuthStep.ScramFirst: {
-        const { mechanism, data } = readSASLInitialResponse(buf, start, end);
-        if (mechanism !== SCRAM_SHA_256) return this.fatal(E.protocolViolation, `client selected an invalid SASL authentication mechanism "${mechanism}"`);
-        const step = this.scram!.handleClientFirst(data);
-        if (!step.ok) return this.fatal(E.protocolViolation, `malformed SCRAM message: ${step.error}`);
-        this.authStep = AuthStep.ScramFinal;
-        this.socket.write(authenticationSASLContinue(step.reply));
+    this.applyAuth(this.auth.onMessage(buf, start, end));
+  }
+
+  private applyAuth(o: AuthOutcome): void {
+    switch (o.kind) {
+      case 'send':
+        this.socket.write(o.message);
         return;
-      }
-      case AuthStep.ScramFinal: {
-        const step = this.scram!.handleClientFinal(readSASLResponse(buf, start, end));
-        this.scram = null;
-        if (!step.ok || c === null) return this.authFailed();
-        this.socket.write(authenticationSASLFinal(step.reply));
+      case 'ok':
+        if (o.message !== null) this.socket.write(o.message);
         return this.authenticated();
-      }
-      default:
-        return this.fatal(E.protocolViolation, 'unexpected password message');
+      case 'failed':
+        return this.authFailed();
+      case 'violation':
+        return this.fatal(E.protocolViolation, o.reason);
     }
   }
 
@@ -719,7 +666,7 @@ export class ClientConnection implements PoolClient {
   }
 
   private authenticated(): void {
-    this.authStep = AuthStep.None;
+    this.auth = null;
     this.creds = null;
     this.host.registerCancelKey(this);
     const pool = this.pool!;
