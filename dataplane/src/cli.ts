@@ -73,7 +73,14 @@ const program = new Command()
     const g = loaded.config.general;
     const log = createLogger(opts.logLevel ?? g.logLevel, opts.logFormat ?? g.logFormat);
     for (const w of warnings) log.warn(w);
-    const doorman = new Doorman(loaded, log);
+    const reload = (): void => {
+      try {
+        doorman.reload(loadConfig(configPath, (path, message) => log.warn(`${path}: ${message}`)));
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'reload failed; keeping the current configuration');
+      }
+    };
+    const doorman = new Doorman(loaded, log, { reload, shutdown: () => stop(true) });
     try {
       await doorman.listen();
     } catch (err) {
@@ -88,13 +95,7 @@ const program = new Command()
     };
     process.on('SIGTERM', () => stop(true));
     process.on('SIGINT', () => stop(false));
-    process.on('SIGHUP', () => {
-      try {
-        doorman.reload(loadConfig(configPath, (path, message) => log.warn(`${path}: ${message}`)));
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'reload failed; keeping the current configuration');
-      }
-    });
+    process.on('SIGHUP', reload);
   });
 
 program

@@ -7,12 +7,14 @@ import tls from 'node:tls';
 import { userFingerprint, type DoormanConfig, type GeneralConfig } from '@doorman/proto';
 import type { Logger } from 'pino';
 import type { HbaRule } from './auth/hba.js';
+import type { AdminView } from './admin/console.js';
+import { ProcessAdminView, type AdminSource } from './admin/view.js';
 import type { LoadedConfig } from './config/load.js';
 import { Pool } from './pool/pool.js';
 import type { PoolHost } from './pool/host.js';
 import type { PoolServer } from './pool/members.js';
 import { ClientConnection, ClientState } from './session/client.js';
-import { userCredentials, type UserCredentials } from './session/credentials.js';
+import { userCredentials, type ClientCredentials, type UserCredentials } from './session/credentials.js';
 import type { SessionHost } from './session/host.js';
 import { ServerConnection } from './session/server.js';
 
@@ -22,7 +24,13 @@ const MAINTENANCE_EVERY = 10;
 /** A client that has not finished logging in by then is cut off (PgBouncer's client_login_timeout). */
 const LOGIN_TIMEOUT_MS = 60_000;
 
-export class Doorman implements SessionHost, PoolHost {
+/** What SIGHUP and SIGTERM do (the CLI owns the config path and the process exit); the console's RELOAD and SHUTDOWN. */
+export interface ProcessControls {
+  reload(): void;
+  shutdown(): void;
+}
+
+export class Doorman implements SessionHost, PoolHost, AdminSource {
   now = Date.now();
   general: GeneralConfig;
   config: DoormanConfig;
@@ -43,10 +51,15 @@ export class Doorman implements SessionHost, PoolHost {
   private ticks = 0;
   private shutdownDeadline = 0;
   private exitWaiters: (() => void)[] = [];
+  readonly admin: AdminView = new ProcessAdminView(this);
+  /** The admin password the cached credentials were derived from. */
+  private adminCredsFor = '';
+  private adminCreds: ClientCredentials | null = null;
 
   constructor(
     loaded: LoadedConfig,
     readonly log: Logger,
+    private readonly controls: ProcessControls,
   ) {
     this.config = loaded.config;
     this.general = loaded.config.general;
@@ -88,6 +101,48 @@ export class Doorman implements SessionHost, PoolHost {
     const byUser = this.pools.get(database);
     if (byUser === undefined) return undefined;
     return byUser.get(user) ?? null;
+  }
+
+  adminCredentials(): ClientCredentials | null {
+    const password = this.general.adminPassword;
+    if (password === '') return null;
+    if (this.adminCreds === null || this.adminCredsFor !== password) {
+      const u = this.general.adminUsername;
+      // Derived like a configured user's, so the same SCRAM / md5 / cleartext exchange checks it.
+      this.adminCreds = userCredentials({
+        username: u,
+        password,
+        poolSize: 0,
+        minPoolSize: 0,
+        reservePoolSize: 0,
+        poolMode: 'session',
+        serverUsername: u,
+        serverPassword: null,
+        serverLifetime: 0,
+      }).client;
+      this.adminCredsFor = password;
+    }
+    return this.adminCreds;
+  }
+
+  // ---- AdminSource ----
+
+  poolsOf(database: string | null): Pool[] | undefined {
+    if (database === null) {
+      const out: Pool[] = [];
+      for (const byUser of this.pools.values()) out.push(...byUser.values());
+      return out;
+    }
+    const byUser = this.pools.get(database);
+    return byUser === undefined ? undefined : [...byUser.values()];
+  }
+
+  reloadConfig(): void {
+    this.controls.reload();
+  }
+
+  shutdownGracefully(): void {
+    this.controls.shutdown();
   }
 
   credentials(pool: Pool): UserCredentials {
@@ -185,6 +240,7 @@ export class Doorman implements SessionHost, PoolHost {
         } else {
           pool = new Pool(this, db, user);
           if (prev !== undefined) {
+            pool.paused = prev.paused;
             prev.successor = pool;
             replaced++;
           } else {

@@ -37,6 +37,8 @@ export class Pool {
   retired = false;
   /** The pool that replaced this one on reload, for clients still attached here. */
   successor: Pool | null = null;
+  /** Admin PAUSE: waiters queue, but no server is handed out or opened until resume(). */
+  paused = false;
   lastServerError: string | null = null;
   /** What PostgreSQL reports for a client's spelling of a reported parameter ("iso" -> "ISO, MDY"). */
   private readonly canonical = new Map<string, string>();
@@ -75,7 +77,7 @@ export class Pool {
 
   /** A client needs a server: hand it one now, or queue it. */
   acquire(client: PoolClient): void {
-    if (this.waiting === 0) {
+    if (this.waiting === 0 && !this.paused) {
       const s = this.takeIdle();
       if (s !== null) {
         this.prepare(s, client);
@@ -85,6 +87,17 @@ export class Pool {
     client.waitStart = this.host.now;
     this.waiters.push(client);
     this.waiting++;
+    this.grow();
+  }
+
+  /** Admin RESUME: the queue is served from idle servers first, then by opening more. */
+  resume(): void {
+    this.paused = false;
+    while (this.waiting > 0) {
+      const s = this.takeIdle();
+      if (s === null) break;
+      this.offer(s);
+    }
     this.grow();
   }
 
@@ -163,7 +176,7 @@ export class Pool {
         i++;
       }
     }
-    if (!this.retired && (this.retryAt === 0 || now >= this.retryAt)) {
+    if (!this.retired && !this.paused && (this.retryAt === 0 || now >= this.retryAt)) {
       while (this.total < this.user.minPoolSize) this.open();
     }
   }
@@ -212,7 +225,7 @@ export class Pool {
 
   /** A clean server is available: the oldest waiter gets it, else it goes idle. */
   private offer(s: PoolServer): void {
-    while (this.waiting > 0) {
+    while (this.waiting > 0 && !this.paused) {
       const c = this.waiters.shift() as PoolClient;
       if (!c.isWaiting) continue;
       this.waiting--;
@@ -262,7 +275,7 @@ export class Pool {
     this.host.closeServer(s, 'health check failed');
     if (!c.isReserving(s)) return;
     c.unreserve();
-    const next = this.takeIdle();
+    const next = this.paused ? null : this.takeIdle();
     if (next !== null) return this.prepare(next, c);
     c.waitStart = this.host.now;
     this.waiters.unshift(c);
@@ -286,7 +299,7 @@ export class Pool {
 
   /** Opens connections while clients wait and the cap allows; the reserve counts after reserve_pool_timeout. */
   private grow(): void {
-    if (this.retired) return;
+    if (this.retired || this.paused) return;
     const now = this.host.now;
     if (this.retryAt !== 0 && now < this.retryAt) return;
     let cap = this.user.poolSize;

@@ -9,6 +9,8 @@
  */
 import type net from 'node:net';
 import tls from 'node:tls';
+import { RESERVED_DATABASE_NAMES } from '@doorman/proto';
+import { encodeAdminResult, runAdminCommand } from '../admin/console.js';
 import type { HbaMethod } from '../auth/hba.js';
 import { matchHba } from '../auth/hba.js';
 import { E, type ErrorDef } from '../errors.js';
@@ -39,6 +41,7 @@ import { beginTag, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
 import { Dirty } from './reset.js';
 import type { ServerConnection } from './server.js';
+import { VERSION } from '../version.js';
 
 export const enum ClientState {
   Startup,
@@ -55,6 +58,16 @@ const BIND_COMPLETE = allocMessage(BackendCode.BindComplete, 0);
 const NO_DATA = allocMessage(BackendCode.NoData, 0);
 const SSL_NO = Buffer.from('N');
 const SSL_YES = Buffer.from('S');
+
+/** What the admin console reports at login: enough for drivers to decode its text rows. */
+const ADMIN_PARAMETERS: readonly (readonly [string, string])[] = [
+  ['server_version', VERSION],
+  ['server_encoding', 'UTF8'],
+  ['client_encoding', 'UTF8'],
+  ['DateStyle', 'ISO'],
+  ['integer_datetimes', 'on'],
+  ['standard_conforming_strings', 'on'],
+];
 
 let nextClientId = 1;
 
@@ -110,6 +123,10 @@ export class ClientConnection implements PoolClient {
   private auth: ClientAuthExchange | null = null;
   private creds: ClientCredentials | null = null;
   private startupWanted: ParamMap = new Map();
+  /** Logged in to the admin console: messages go to it, never to a pool. */
+  private adminConsole = false;
+  /** An extended-protocol message was refused; the rest up to Sync is skipped, as PostgreSQL does after an error. */
+  private consoleSkipping = false;
 
   constructor(
     socket: net.Socket,
@@ -165,6 +182,7 @@ export class ClientConnection implements PoolClient {
 
   /** Relays the framed messages of `chunk`; runs of pass-through messages leave as single slices. */
   private relay(chunk: Buffer): void {
+    if (this.adminConsole) return this.consoleFrames();
     if (this.state === ClientState.Idle && this.pool!.transactionMode && this.answerLocally(chunk)) return;
     this.relaying = true;
     try {
@@ -548,6 +566,34 @@ export class ClientConnection implements PoolClient {
     if (this.state > ClientState.Auth && this.state !== ClientState.Closed && !f.idle) this.relay(chunk);
   }
 
+  /** The admin console answers simple queries only; Terminate ends the session. */
+  private consoleFrames(): void {
+    const f = this.framer;
+    let kind: FrameKind;
+    while (this.state !== ClientState.Closed && (kind = f.next()) !== FrameKind.None) {
+      if (kind === FrameKind.Error) return this.framingError();
+      if (kind !== FrameKind.Message) return this.fatal(E.protocolViolation, 'message too long for the admin console');
+      const code = f.buf[f.start];
+      if (code === FrontendCode.Terminate) return this.onClose();
+      if (this.consoleSkipping) {
+        if (code === FrontendCode.Sync) {
+          this.consoleSkipping = false;
+          this.socket.write(READY_IDLE);
+        }
+        continue;
+      }
+      if (code === FrontendCode.Query) {
+        const result = runAdminCommand(readQueryText(f.buf, f.start, f.end), this.host.admin);
+        this.socket.write(encodeAdminResult(result));
+        if (result.kind === 'done' && result.after !== null) result.after();
+        continue;
+      }
+      this.sendError({ severity: 'ERROR', code: '08P01', message: 'the admin console speaks the simple query protocol only' });
+      if (code === FrontendCode.Sync) this.socket.write(READY_IDLE);
+      else this.consoleSkipping = true;
+    }
+  }
+
   private framingError(): void {
     const tooLarge = this.framer.error === FramerError.LengthTooLarge;
     this.fatal(
@@ -622,6 +668,13 @@ export class ClientConnection implements PoolClient {
       if (rule.method === 'reject') return this.fatal(E.hbaReject, `pg_hba.conf rejects connection for ${where}`);
       method = rule.method;
     }
+    if (RESERVED_DATABASE_NAMES.includes(this.database)) {
+      if (this.user !== g.adminUsername) return this.fatal(E.hbaReject, `user "${this.user}" may not connect to the admin console`);
+      this.adminConsole = true;
+      this.creds = this.host.adminCredentials();
+      this.state = ClientState.Auth;
+      return this.beginAuth(method);
+    }
     const pool = this.host.findPool(this.database, this.user);
     if (pool === undefined) return this.fatal(E.noSuchDatabase, `database "${this.database}" does not exist`);
     this.pool = pool;
@@ -632,6 +685,7 @@ export class ClientConnection implements PoolClient {
 
   private beginAuth(method: Exclude<HbaMethod, 'reject'> | null): void {
     if (method === 'trust') {
+      if (this.adminConsole) return this.authenticated();
       if (this.creds === null) return this.fatal(E.hbaNoEntry, `role "${this.user}" does not exist`);
       return this.authenticated();
     }
@@ -669,6 +723,7 @@ export class ClientConnection implements PoolClient {
     this.auth = null;
     this.creds = null;
     this.host.registerCancelKey(this);
+    if (this.adminConsole) return this.consoleLoginOk();
     const pool = this.pool!;
     if (pool.defaults === null || !this.spellingsKnown(pool)) {
       // The first client of a pool, or one spelling a parameter in a way not seen yet ("iso", "utf8"), waits
@@ -680,6 +735,15 @@ export class ClientConnection implements PoolClient {
       return;
     }
     this.sendLoginOk(null);
+  }
+
+  private consoleLoginOk(): void {
+    const parts = [authenticationOk()];
+    for (const [name, value] of ADMIN_PARAMETERS) parts.push(parameterStatus(name, value));
+    parts.push(backendKeyData(this.processId, this.secretKey), READY_IDLE);
+    this.socket.write(Buffer.concat(parts));
+    this.state = ClientState.Idle;
+    this.host.clientLoggedIn(this);
   }
 
   /** True when every reported parameter the client set at startup has a known reported form. */

@@ -1,11 +1,12 @@
 import type { SecureContext } from 'node:tls';
 import type { GeneralConfig } from '@doorman/proto';
 import type { Logger } from 'pino';
+import type { AdminView } from '../admin/console.js';
 import type { HbaRule } from '../auth/hba.js';
 import type { Pool } from '../pool/pool.js';
 import type { ClientConnection } from './client.js';
 import type { ServerConnection } from './server.js';
-import type { UserCredentials } from './credentials.js';
+import type { ClientCredentials, UserCredentials } from './credentials.js';
 
 /** What client and server connections need from the process around them. */
 export interface SessionHost {
@@ -23,6 +24,10 @@ export interface SessionHost {
   /** The pool for (database, user): undefined user = database unknown; null = database known, user not. */
   findPool(database: string, user: string): Pool | null | undefined;
   credentials(pool: Pool): UserCredentials;
+  /** What clients of the admin console (databases `doorman`, `pgbouncer`) see and control. */
+  readonly admin: AdminView;
+  /** general.admin_password decoded; null when empty (then only an hba `trust` rule admits the admin). */
+  adminCredentials(): ClientCredentials | null;
   /** Assigns a synthetic BackendKeyData and makes the client reachable by CancelRequest. */
   registerCancelKey(c: ClientConnection): void;
   cancel(processId: number, secretKey: number): void;
