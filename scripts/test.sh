@@ -19,6 +19,9 @@ else
   echo "node_modules up to date"
 fi
 
+step "generated code is fresh"
+bash scripts/gen-proto.sh --check
+
 step "build"
 npm run --silent build
 
