@@ -80,7 +80,7 @@ const program = new Command()
         log.error({ err: (err as Error).message }, 'reload failed; keeping the current configuration');
       }
     };
-    const doorman = new Doorman(loaded, log, { reload, shutdown: () => stop(true) });
+    const doorman = new Doorman(loaded, log, { reload, shutdown: () => stop(true) }, opts);
     try {
       await doorman.listen();
     } catch (err) {

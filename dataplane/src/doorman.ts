@@ -1,28 +1,26 @@
 /**
- * The data plane process: the listener, the pools keyed by (database, user), the coarse ticker, cancel
- * routing, reload and shutdown. Connections do the per-message work; this file only wires them.
+ * The data plane process, main thread: the listener and the worker shards. The main thread accepts each
+ * client (paused, nothing read) and hands its descriptor to the shard with the fewest clients; from then
+ * on the shard owns the client and the server connections it uses, so bytes never cross threads. What the
+ * shards share is small: the per-pool server caps and client counts in shared memory (Atomics), and a few
+ * messages relayed here (admin figures, PAUSE/RESUME, reload, cancel requests for another shard, shutdown).
  */
 import net from 'node:net';
-import tls from 'node:tls';
-import { userFingerprint, type DoormanConfig, type GeneralConfig } from '@doorman/proto';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { DoormanConfig } from '@doorman/proto';
 import type { Logger } from 'pino';
-import type { HbaRule } from './auth/hba.js';
-import type { AdminView } from './admin/console.js';
-import { ProcessAdminView, type AdminSource } from './admin/view.js';
+import type { ShardSnapshot } from './admin/view.js';
 import type { LoadedConfig } from './config/load.js';
-import { Pool } from './pool/pool.js';
-import type { PoolHost } from './pool/host.js';
-import type { PoolServer } from './pool/members.js';
-import { ClientConnection, ClientState } from './session/client.js';
-import { userCredentials, type ClientCredentials, type UserCredentials } from './session/credentials.js';
-import type { SessionHost } from './session/host.js';
-import { ServerConnection } from './session/server.js';
+import { diffPools } from './config/pool-diff.js';
+import { slotStride } from './pool/budget.js';
+import { dupDescriptor } from './workers/fd.js';
+import { MAX_SHARDS, SHARD_BITS, type MainToShard, type ShardInit, type ShardToMain, type SlotTable } from './workers/messages.js';
 
-const TICK_MS = 100;
-/** Pool maintenance (idle/lifetime limits, min_pool_size) runs every this many ticks. */
-const MAINTENANCE_EVERY = 10;
-/** A client that has not finished logging in by then is cut off (PgBouncer's client_login_timeout). */
-const LOGIN_TIMEOUT_MS = 60_000;
+/** Pools (database, user) the shared budget memory has room for over the process's life. */
+const MAX_SLOTS = 4096;
+/** A shard that does not answer an admin snapshot request in this time is left out of the figures. */
+const SNAPSHOT_TIMEOUT_MS = 2000;
 
 /** What SIGHUP and SIGTERM do (the CLI owns the config path and the process exit); the console's RELOAD and SHUTDOWN. */
 export interface ProcessControls {
@@ -30,59 +28,100 @@ export interface ProcessControls {
   shutdown(): void;
 }
 
-export class Doorman implements SessionHost, PoolHost, AdminSource {
-  now = Date.now();
-  general: GeneralConfig;
+export interface DoormanOptions {
+  /** Command-line overrides of general.log_level / log_format, passed on to the shards. */
+  logLevel?: string;
+  logFormat?: 'json' | 'pretty';
+}
+
+interface SnapshotGather {
+  snaps: ShardSnapshot[];
+  left: number;
+  done: (snaps: ShardSnapshot[]) => void;
+}
+
+export class Doorman {
   config: DoormanConfig;
-  hba: HbaRule[] | null;
-  clientTls: tls.SecureContext | null;
-  serverCa: Buffer | null;
-  shuttingDown = false;
-  clientCount = 0;
-  readonly clients = new Set<ClientConnection>();
-  readonly servers = new Set<ServerConnection>();
-  /** pools.get(database).get(user) */
-  private pools = new Map<string, Map<string, Pool>>();
-  private creds = new Map<Pool, UserCredentials>();
-  private cancelKeys = new Map<number, ClientConnection>();
-  private nextProcessId = 1;
+  readonly shards: number;
+  private readonly workers: Worker[] = [];
+  private readonly budgetMemory: SharedArrayBuffer;
+  private readonly clientCells: Int32Array;
+  private readonly clientMemory: SharedArrayBuffer;
+  private readonly slots = new Map<string, number>();
+  private readonly channel = `doorman-budget-${process.pid}-${Date.now()}`;
   private listener: net.Server | null = null;
-  private ticker: NodeJS.Timeout | null = null;
-  private ticks = 0;
-  private shutdownDeadline = 0;
-  private exitWaiters: (() => void)[] = [];
-  readonly admin: AdminView = new ProcessAdminView(this);
-  /** The admin password the cached credentials were derived from. */
-  private adminCredsFor = '';
-  private adminCreds: ClientCredentials | null = null;
+  private shuttingDown = false;
+  private stopped: Promise<void> | null = null;
+  private nextGather = 1;
+  private readonly gathers = new Map<number, SnapshotGather>();
 
   constructor(
     loaded: LoadedConfig,
     readonly log: Logger,
     private readonly controls: ProcessControls,
+    private readonly opts: DoormanOptions = {},
   ) {
     this.config = loaded.config;
-    this.general = loaded.config.general;
-    this.hba = loaded.hba;
-    this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
-    this.serverCa = loaded.serverCa;
-    this.buildPools(loaded.config);
+    const wanted = loaded.config.general.workers;
+    this.shards = Math.min(MAX_SHARDS, wanted > 0 ? wanted : os.availableParallelism());
+    this.budgetMemory = new SharedArrayBuffer(MAX_SLOTS * slotStride(this.shards) * 4);
+    this.clientMemory = new SharedArrayBuffer(this.shards * 4);
+    this.clientCells = new Int32Array(this.clientMemory);
+    this.assignSlots(loaded.config);
   }
 
-  /** Binds the listener; resolves with the bound address. */
-  listen(): Promise<net.AddressInfo> {
-    const server = net.createServer({ noDelay: this.general.tcpNoDelay }, (socket) => this.onConnection(socket));
+  /** Starts the shards, then binds the listener; resolves with the bound address. */
+  async listen(): Promise<net.AddressInfo> {
+    await Promise.all(Array.from({ length: this.shards }, (_, i) => this.startShard(i)));
+    const g = this.config.general;
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
     this.listener = server;
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.general.host, port: this.general.port, backlog: 4096 }, () => {
+      server.listen({ host: g.host, port: g.port, backlog: 4096 }, () => {
         server.removeListener('error', reject);
         const addr = server.address() as net.AddressInfo;
-        this.log.info({ host: addr.address, port: addr.port, pools: this.poolNames() }, 'listening');
+        this.log.info({ host: addr.address, port: addr.port, workers: this.shards, pools: this.poolNames() }, 'listening');
         resolve(addr);
       });
     });
+  }
+
+  private startShard(index: number): Promise<void> {
+    const init: ShardInit = {
+      index,
+      shards: this.shards,
+      config: this.config,
+      slots: this.slotTable(),
+      budgetMemory: this.budgetMemory,
+      clientMemory: this.clientMemory,
+      channel: this.channel,
+      logLevel: this.opts.logLevel ?? null,
+      logFormat: this.opts.logFormat ?? null,
+    };
+    const w = new Worker(new URL('./workers/shard-main.js', import.meta.url), { workerData: init });
+    this.workers[index] = w;
+    return new Promise((resolve, reject) => {
+      w.once('error', reject);
+      w.on('message', (m: ShardToMain) => {
+        if (m.t === 'ready') {
+          w.removeListener('error', reject);
+          w.on('error', (err) => this.shardFailed(index, err));
+          resolve();
+          return;
+        }
+        this.onShardMessage(index, m);
+      });
+      w.on('exit', (code) => {
+        if (!this.shuttingDown) this.shardFailed(index, new Error(`worker exited with code ${code}`));
+      });
+    });
+  }
+
+  /** A shard died: its clients are gone and the others cannot know what it held. Fail loudly (a supervisor restarts us). */
+  private shardFailed(index: number, err: Error): void {
+    this.log.fatal({ shard: index, err: err.message, stack: err.stack }, 'worker shard failed');
+    process.exit(70);
   }
 
   private onConnection(socket: net.Socket): void {
@@ -90,247 +129,163 @@ export class Doorman implements SessionHost, PoolHost, AdminSource {
       socket.destroy();
       return;
     }
-    this.clientCount++;
-    const c = new ClientConnection(socket, this);
-    this.clients.add(c);
-  }
-
-  // ---- SessionHost / PoolHost ----
-
-  findPool(database: string, user: string): Pool | null | undefined {
-    const byUser = this.pools.get(database);
-    if (byUser === undefined) return undefined;
-    return byUser.get(user) ?? null;
-  }
-
-  adminCredentials(): ClientCredentials | null {
-    const password = this.general.adminPassword;
-    if (password === '') return null;
-    if (this.adminCreds === null || this.adminCredsFor !== password) {
-      const u = this.general.adminUsername;
-      // Derived like a configured user's, so the same SCRAM / md5 / cleartext exchange checks it.
-      this.adminCreds = userCredentials({
-        username: u,
-        password,
-        poolSize: 0,
-        minPoolSize: 0,
-        reservePoolSize: 0,
-        poolMode: 'session',
-        serverUsername: u,
-        serverPassword: null,
-        serverLifetime: 0,
-      }).client;
-      this.adminCredsFor = password;
+    let best = 0;
+    let fewest = Atomics.load(this.clientCells, 0);
+    for (let i = 1; i < this.shards; i++) {
+      const n = Atomics.load(this.clientCells, i);
+      if (n < fewest) {
+        best = i;
+        fewest = n;
+      }
     }
-    return this.adminCreds;
-  }
-
-  // ---- AdminSource ----
-
-  poolsOf(database: string | null): Pool[] | undefined {
-    if (database === null) {
-      const out: Pool[] = [];
-      for (const byUser of this.pools.values()) out.push(...byUser.values());
-      return out;
+    let fd: number;
+    try {
+      fd = dupDescriptor((socket as unknown as { _handle: { fd: number } })._handle.fd);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'cannot hand a client over to a worker');
+      socket.destroy();
+      return;
     }
-    const byUser = this.pools.get(database);
-    return byUser === undefined ? undefined : [...byUser.values()];
+    // Closes only this thread's descriptor: the connection lives on in the duplicate.
+    socket.destroy();
+    Atomics.add(this.clientCells, best, 1);
+    this.post(best, { t: 'socket', fd });
   }
 
-  reloadConfig(): void {
-    this.controls.reload();
+  private post(shard: number, m: MainToShard): void {
+    this.workers[shard].postMessage(m);
   }
 
-  shutdownGracefully(): void {
-    this.controls.shutdown();
+  private broadcast(m: MainToShard): void {
+    for (let i = 0; i < this.shards; i++) this.post(i, m);
   }
 
-  credentials(pool: Pool): UserCredentials {
-    return this.creds.get(pool)!;
+  private onShardMessage(from: number, m: ShardToMain): void {
+    switch (m.t) {
+      case 'snapshots':
+        void this.snapshots().then((snaps) => this.post(from, { t: 'snapshots', id: m.id, snaps }));
+        return;
+      case 'snapshot': {
+        const g = this.gathers.get(m.id);
+        if (g === undefined) return;
+        g.snaps[from] = m.snap;
+        if (--g.left === 0) this.finishGather(m.id);
+        return;
+      }
+      case 'control':
+        if (m.op === 'reload') this.controls.reload();
+        else if (m.op === 'shutdown') this.controls.shutdown();
+        else this.broadcast({ t: 'control', op: m.op, database: m.database });
+        return;
+      case 'cancel': {
+        const owner = m.processId & ((1 << SHARD_BITS) - 1);
+        if (owner < this.shards) this.post(owner, { t: 'cancel', processId: m.processId, secretKey: m.secretKey });
+        return;
+      }
+      case 'exited':
+      case 'ready':
+        return;
+    }
   }
 
-  createServer(pool: Pool): PoolServer {
-    const s = new ServerConnection(pool, this, this.creds.get(pool)!.server);
-    this.servers.add(s);
-    return s;
+  get general(): DoormanConfig['general'] {
+    return this.config.general;
   }
 
-  closeServer(s: PoolServer, reason: string): void {
-    (s as ServerConnection).close(reason);
+  /** Clients connected to every shard. */
+  clientTotal(): number {
+    let n = 0;
+    for (let i = 0; i < this.shards; i++) n += Atomics.load(this.clientCells, i);
+    return n;
   }
 
-  registerCancelKey(c: ClientConnection): void {
-    // Synthetic keys: a client never learns a real backend's pid, so it cannot cancel someone else's query.
-    let pid = this.nextProcessId;
-    while (this.cancelKeys.has(pid)) pid = pid >= 0x7fffffff ? 1 : pid + 1;
-    this.nextProcessId = pid >= 0x7fffffff ? 1 : pid + 1;
-    c.processId = pid;
-    c.secretKey = (Math.random() * 0x100000000) | 0;
-    this.cancelKeys.set(pid, c);
+  /** Every shard's admin snapshot, in shard order. */
+  snapshots(): Promise<ShardSnapshot[]> {
+    const id = this.nextGather++;
+    return new Promise((resolve) => {
+      this.gathers.set(id, { snaps: new Array(this.shards), left: this.shards, done: resolve });
+      this.broadcast({ t: 'snapshot', id });
+      setTimeout(() => this.finishGather(id), SNAPSHOT_TIMEOUT_MS).unref();
+    });
   }
 
-  cancel(processId: number, secretKey: number): void {
-    const c = this.cancelKeys.get(processId);
-    if (c === undefined || c.secretKey !== secretKey) return;
-    // Only a query in flight is cancelled; once the server is back in the pool the key no longer reaches it.
-    if (c.server !== null && c.pending > 0) c.server.cancel();
+  private finishGather(id: number): void {
+    const g = this.gathers.get(id);
+    if (g === undefined) return;
+    this.gathers.delete(id);
+    g.done(g.snaps.filter((s) => s !== undefined));
   }
 
-  clientLoggedIn(c: ClientConnection): void {
-    this.log.info({ client: c.id, addr: c.remoteAddress, user: c.user, database: c.database, tls: c.tls }, 'client logged in');
+  // ---- config ----
+
+  private assignSlots(config: DoormanConfig): void {
+    for (const db of Object.values(config.pools)) {
+      for (const u of db.users) {
+        const key = `${db.name}\0${u.username}`;
+        if (this.slots.has(key)) continue;
+        if (this.slots.size >= MAX_SLOTS) throw new Error(`more than ${MAX_SLOTS} pools over this process's life; restart to configure more`);
+        this.slots.set(key, this.slots.size);
+      }
+    }
   }
 
-  clientClosed(c: ClientConnection): void {
-    if (!this.clients.delete(c)) return;
-    this.clientCount--;
-    if (c.processId !== 0 && this.cancelKeys.get(c.processId) === c) this.cancelKeys.delete(c.processId);
-    if (c.user !== '') this.log.info({ client: c.id, addr: c.remoteAddress, user: c.user, database: c.database }, 'client closed');
-    if (this.shuttingDown) this.checkExit();
+  private slotTable(): SlotTable {
+    return [...this.slots];
   }
-
-  serverClosed(s: ServerConnection): void {
-    if (!this.servers.delete(s)) return;
-    if (s.closeReason !== '') this.log.info({ server: s.id, pool: s.pool.name, pid: s.processId, reason: s.closeReason }, 'server closed');
-    if (this.shuttingDown) this.checkExit();
-  }
-
-  // ---- pools, reload ----
 
   private poolNames(): string[] {
     const out: string[] = [];
-    for (const byUser of this.pools.values()) for (const p of byUser.values()) out.push(p.name);
+    for (const db of Object.values(this.config.pools)) for (const u of db.users) out.push(`${db.name}/${u.username}`);
     return out;
   }
 
-  private buildPools(config: DoormanConfig): void {
-    for (const db of Object.values(config.pools)) {
-      const byUser = new Map<string, Pool>();
-      for (const user of db.users) {
-        const pool = new Pool(this, db, user);
-        this.creds.set(pool, userCredentials(user));
-        byUser.set(user.username, pool);
-      }
-      this.pools.set(db.name, byUser);
-    }
-  }
-
   /**
-   * Applies a new config. Pools whose server-side settings are unchanged keep their connections (their
-   * sizes and timeouts update in place); changed pools are replaced and drain; removed pools drain.
+   * Applies a new config on every shard. Pools whose server-side settings are unchanged keep their
+   * connections; changed pools are replaced and drain; removed pools drain.
    */
   reload(loaded: LoadedConfig): void {
     const next = loaded.config;
-    const creds = new Map<string, UserCredentials>();
-    for (const db of Object.values(next.pools)) for (const u of db.users) creds.set(`${db.name}\0${u.username}`, userCredentials(u));
-    const old = this.pools;
-    const fresh = new Map<string, Map<string, Pool>>();
-    let kept = 0;
-    let replaced = 0;
-    let added = 0;
-    for (const db of Object.values(next.pools)) {
-      const byUser = new Map<string, Pool>();
-      for (const user of db.users) {
-        const prev = old.get(db.name)?.get(user.username);
-        let pool: Pool;
-        if (prev !== undefined && userFingerprint(prev.db, prev.user) === userFingerprint(db, user)) {
-          prev.db = db;
-          prev.user = user;
-          pool = prev;
-          kept++;
-        } else {
-          pool = new Pool(this, db, user);
-          if (prev !== undefined) {
-            pool.paused = prev.paused;
-            prev.successor = pool;
-            replaced++;
-          } else {
-            added++;
-          }
-        }
-        this.creds.set(pool, creds.get(`${db.name}\0${user.username}`)!);
-        byUser.set(user.username, pool);
-      }
-      fresh.set(db.name, byUser);
-    }
-    let removed = 0;
-    for (const byUser of old.values()) {
-      for (const p of byUser.values()) {
-        if (fresh.get(p.db.name)?.get(p.user.username) === p) continue;
-        if (p.successor === null) removed++;
-        p.retire();
-      }
-    }
-    this.pools = fresh;
-    const listenChanged = next.general.host !== this.general.host || next.general.port !== this.general.port;
-    this.config = next;
-    this.general = { ...next.general, host: this.general.host, port: this.general.port };
-    this.hba = loaded.hba;
-    this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
-    this.serverCa = loaded.serverCa;
-    this.log.info({ kept, replaced, added, removed }, 'configuration reloaded');
+    this.assignSlots(next);
+    const g = this.config.general;
+    const listenChanged = next.general.host !== g.host || next.general.port !== g.port;
+    const workersChanged = next.general.workers !== g.workers;
+    const diff = diffPools(this.config, next);
+    this.config = { ...next, general: { ...next.general, host: g.host, port: g.port, workers: g.workers } };
+    this.broadcast({ t: 'reload', config: this.config, slots: this.slotTable() });
+    this.log.info(diff, 'configuration reloaded');
     if (listenChanged) this.log.warn('general.host/general.port changes need a restart; still listening on the old address');
-  }
-
-  // ---- ticker ----
-
-  private tick(): void {
-    this.now = Date.now();
-    const maintenance = ++this.ticks % MAINTENANCE_EVERY === 0;
-    for (const byUser of this.pools.values()) for (const p of byUser.values()) p.tick(this.now, maintenance && !this.shuttingDown);
-    if (maintenance) {
-      // Doorman's own queries (health check, parameter sync, reset) are short: one that hangs means a dead server.
-      const bound = Math.max(this.general.connectTimeout, 1000);
-      for (const s of this.servers) if (s.internalOverdue(this.now, bound)) s.close('the server did not answer a health check, sync or reset in time');
-      for (const c of this.clients) {
-        if (c.state <= ClientState.Auth && this.now - c.startedAt > LOGIN_TIMEOUT_MS) c.close();
-      }
-    }
-    if (this.shuttingDown && this.now >= this.shutdownDeadline) this.forceClose();
+    if (workersChanged) this.log.warn('general.workers changes need a restart');
   }
 
   // ---- shutdown ----
 
   /**
-   * Graceful: stop accepting, close clients that are between transactions, let the others finish up to
-   * shutdown_timeout. Fast: close everything now. Resolves when every connection is gone.
+   * Graceful: stop accepting; shards close clients that are between transactions and let the others finish
+   * up to shutdown_timeout. Fast: close everything now. Resolves when every shard has no connection left.
    */
   shutdown(graceful: boolean): Promise<void> {
-    if (!this.shuttingDown) {
-      this.shuttingDown = true;
-      this.shutdownDeadline = this.now + (graceful ? this.general.shutdownTimeout : 0);
-      this.listener?.close();
-      this.log.info({ graceful, clients: this.clientCount, timeoutMs: graceful ? this.general.shutdownTimeout : 0 }, 'shutting down');
-      if (graceful) {
-        for (const c of [...this.clients]) {
-          if (c.state <= ClientState.Auth || c.betweenTransactions) {
-            c.fatal({ code: 'DM_ADMIN_SHUTDOWN', sqlstate: '57P01', severity: 'FATAL' }, 'terminating connection due to administrator command');
-          }
-        }
-      } else {
-        this.forceClose();
-      }
-    }
-    return new Promise((resolve) => {
-      this.exitWaiters.push(resolve);
-      this.checkExit();
-    });
+    this.stopped ??= this.stop(graceful);
+    return this.stopped;
   }
 
-  private forceClose(): void {
-    for (const c of [...this.clients]) c.fatal({ code: 'DM_ADMIN_SHUTDOWN', sqlstate: '57P01', severity: 'FATAL' }, 'terminating connection due to administrator command');
-    for (const byUser of this.pools.values()) for (const p of byUser.values()) p.retire();
-    for (const s of [...this.servers]) s.close('shutdown');
-  }
-
-  private checkExit(): void {
-    if (this.clients.size > 0) return;
-    // With no clients left, idle servers are all that remains: close them and wait for their sockets.
-    for (const byUser of this.pools.values()) for (const p of byUser.values()) p.retire();
-    if (this.servers.size > 0) return;
-    if (this.ticker !== null) clearInterval(this.ticker);
-    this.ticker = null;
-    const waiters = this.exitWaiters;
-    this.exitWaiters = [];
-    for (const w of waiters) w();
+  private async stop(graceful: boolean): Promise<void> {
+    this.shuttingDown = true;
+    this.listener?.close();
+    const clients = this.clientTotal();
+    const timeoutMs = graceful ? this.config.general.shutdownTimeout : 0;
+    this.log.info({ graceful, clients, timeoutMs }, 'shutting down');
+    await Promise.all(
+      this.workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w.on('message', (m: ShardToMain) => {
+              if (m.t === 'exited') resolve();
+            });
+            w.once('exit', () => resolve());
+            w.postMessage({ t: 'shutdown', graceful } satisfies MainToShard);
+          }),
+      ),
+    );
+    await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

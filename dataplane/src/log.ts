@@ -4,11 +4,11 @@ import pretty from 'pino-pretty';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** JSON lines by default; human-readable when asked or when stdout is a terminal. */
-export function createLogger(level: LogLevel, format: 'json' | 'pretty' | null): Logger {
+export function createLogger(level: LogLevel, format: 'json' | 'pretty' | null, fields: Record<string, unknown> = {}): Logger {
   const usePretty = format === 'pretty' || (format === null && process.stdout.isTTY === true);
   const opts = {
     level,
-    base: { pid: process.pid },
+    base: { pid: process.pid, ...fields },
     // Secrets must never reach a log line, whatever object is logged.
     redact: { paths: ['password', '*.password', 'server_password', '*.server_password', 'serverPassword', '*.serverPassword'], censor: '[redacted]' },
   };

@@ -17,6 +17,8 @@ export const enum ServerPoolState {
 
 export interface PoolServer {
   poolState: ServerPoolState;
+  /** Counted in the pool's ServerBudget until the connection is gone. */
+  holdsSlot: boolean;
   readonly createdAt: number;
   lastUsed: number;
   /** Reset flags left by the client's statements (see session/reset.ts). */

@@ -4,6 +4,10 @@
  * Every server connection is in exactly one pool state; the counters below move only in the transition
  * methods of this class, so they cannot drift. Waiters are served strictly first come, first served; a
  * returned server goes straight to the oldest waiter.
+ *
+ * With worker shards, each shard has its own Pool for a (database, user) and they share one ServerBudget:
+ * the cap counts connections over all shards, and a shard whose clients wait while another holds idle or
+ * more than its share of connections gets one closed there and opens its own (see budget.ts).
  */
 import type { PoolConfig, UserConfig } from '@doorman/proto';
 import { E } from '../errors.js';
@@ -11,6 +15,7 @@ import type { ParamMap } from '../session/params.js';
 import { applySync, forgetUnreported, syncQuery } from '../session/params.js';
 import { Dirty, resetStatements } from '../session/reset.js';
 import { StatementRegistry } from '../prepared/statements.js';
+import type { ServerBudget } from './budget.js';
 import { Queue } from './queue.js';
 import type { PoolHost } from './host.js';
 import { ServerPoolState, type PoolClient, type PoolServer } from './members.js';
@@ -52,6 +57,7 @@ export class Pool {
     readonly host: PoolHost,
     public db: PoolConfig,
     public user: UserConfig,
+    readonly budget: ServerBudget,
   ) {
     this.name = `${db.name}/${user.username}`;
     this.statements = new StatementRegistry(host.general.preparedStatementsCacheSize);
@@ -90,6 +96,34 @@ export class Pool {
     this.grow();
   }
 
+  /** Another shard asked for connections: close up to `count` idle ones (the least recently used first). */
+  evictIdle(count: number): void {
+    while (count-- > 0 && this.idle.length > 0) {
+      const s = this.idle.shift() as PoolServer;
+      s.poolState = ServerPoolState.Closed;
+      this.host.closeServer(s, 'closed for a waiting client of another worker');
+    }
+    this.publish();
+  }
+
+  /** Another shard released a slot while clients here may be waiting. */
+  slotFreed(): void {
+    this.budget.answered();
+    this.grow();
+  }
+
+  /** Shares this pool's gauges with the other shards. */
+  publish(): void {
+    this.budget.publish(this.idle.length, this.waiting, this.total);
+  }
+
+  /** This shard's part of min_pool_size: the shards together keep min_pool_size open. */
+  private minShare(): number {
+    const { shards, shard } = this.budget;
+    const min = this.user.minPoolSize;
+    return Math.floor(min / shards) + (shard < min % shards ? 1 : 0);
+  }
+
   /** Admin RESUME: the queue is served from idle servers first, then by opening more. */
   resume(): void {
     this.paused = false;
@@ -104,6 +138,7 @@ export class Pool {
   /** A queued client went away; its queue entry is skipped when it reaches the head. */
   cancelWait(): void {
     this.waiting--;
+    this.publish();
   }
 
   /** A client is done with its server (transaction end in transaction mode, disconnect in session mode). */
@@ -116,7 +151,7 @@ export class Pool {
       return;
     }
     if (stmts.length === 0 && s.cancelsInFlight === 0) {
-      this.offer(s);
+      this.reuse(s);
       return;
     }
     this.enter(s, ServerPoolState.Resetting);
@@ -136,6 +171,11 @@ export class Pool {
       s.poolState = ServerPoolState.Closed;
     } else {
       this.leave(s);
+    }
+    // The slot is given back only once the socket is closed, so the cap holds for sockets, not intentions.
+    if (s.holdsSlot) {
+      s.holdsSlot = false;
+      this.budget.release();
     }
     this.grow();
   }
@@ -163,11 +203,12 @@ export class Pool {
       head = this.waiters.peek();
     }
     if (this.waiting > 0 && (this.retryAt === 0 || now >= this.retryAt)) this.grow();
+    else this.publish();
     if (!maintenance) return;
     const g = this.host.general;
     for (let i = 0; i < this.idle.length; ) {
       const s = this.idle[i];
-      const idleTooLong = g.serverIdleTimeout > 0 && now - s.lastUsed > g.serverIdleTimeout && this.total > this.user.minPoolSize;
+      const idleTooLong = g.serverIdleTimeout > 0 && now - s.lastUsed > g.serverIdleTimeout && this.total > this.minShare();
       if (this.expired(s) || idleTooLong) {
         this.idle.splice(i, 1);
         s.poolState = ServerPoolState.Closed;
@@ -177,8 +218,10 @@ export class Pool {
       }
     }
     if (!this.retired && !this.paused && (this.retryAt === 0 || now >= this.retryAt)) {
-      while (this.total < this.user.minPoolSize) this.open();
+      const min = this.minShare();
+      while (this.total < min && this.budget.tryTake(this.user.poolSize)) this.open();
     }
+    this.publish();
   }
 
   /** Closes idle servers now (reload of a changed pool, shutdown); busy ones close when returned. */
@@ -189,6 +232,7 @@ export class Pool {
       this.host.closeServer(s, 'pool retired');
     }
     this.idle = [];
+    this.publish();
   }
 
   // ---- transitions ----
@@ -223,6 +267,15 @@ export class Pool {
     return null;
   }
 
+  /** A client is done with `s` and it is clean: it serves here, or is closed so a starved shard can open one. */
+  private reuse(s: PoolServer): void {
+    if (this.budget.shards > 1 && this.budget.shouldDonate(this.user.poolSize)) {
+      this.host.closeServer(s, 'closed for a waiting client of another worker');
+      return;
+    }
+    this.offer(s);
+  }
+
   /** A clean server is available: the oldest waiter gets it, else it goes idle. */
   private offer(s: PoolServer): void {
     while (this.waiting > 0 && !this.paused) {
@@ -230,11 +283,13 @@ export class Pool {
       if (!c.isWaiting) continue;
       this.waiting--;
       this.prepare(s, c);
+      this.publish();
       return;
     }
     s.poolState = ServerPoolState.Idle;
     s.lastUsed = this.host.now;
     this.idle.push(s);
+    this.publish();
   }
 
   /** Health check (after a long idle) and parameter sync, then the client gets the server. */
@@ -294,24 +349,29 @@ export class Pool {
     if (s.dirty & (Dirty.Prepared | Dirty.Everything) || !this.transactionMode) s.prepared.clear();
     s.dirty = Dirty.None;
     if (this.retired || this.expired(s)) return this.host.closeServer(s, 'server_lifetime');
-    this.offer(s);
+    this.reuse(s);
   }
 
   /** Opens connections while clients wait and the cap allows; the reserve counts after reserve_pool_timeout. */
   private grow(): void {
-    if (this.retired || this.paused) return;
+    if (this.retired || this.paused || (this.retryAt !== 0 && this.host.now < this.retryAt)) {
+      this.publish();
+      return;
+    }
     const now = this.host.now;
-    if (this.retryAt !== 0 && now < this.retryAt) return;
     let cap = this.user.poolSize;
     const head = this.waiters.peek();
     if (head !== undefined && this.user.reservePoolSize > 0 && now - head.waitStart >= this.host.general.reservePoolTimeout) {
       cap += this.user.reservePoolSize;
     }
-    while (this.waiting > this.opening && this.total < cap) this.open();
+    while (this.waiting > this.opening && this.budget.tryTake(cap)) this.open();
+    this.publish();
+    if (this.waiting > this.opening && this.budget.shards > 1) this.budget.askForIdle(this.waiting - this.opening, now);
   }
 
   private open(): void {
     const s = this.host.createServer(this);
+    s.holdsSlot = true;
     this.enter(s, ServerPoolState.Opening);
     this.serversOpened++;
     s.connect((err, fatalForClients) => {
@@ -327,7 +387,10 @@ export class Pool {
       this.retryAt = 0;
       this.retryDelay = 0;
       this.lastServerError = null;
-      if (this.defaults === null) this.defaults = { status: s.startupStatus };
+      if (this.defaults === null) {
+        this.defaults = { status: s.startupStatus };
+        this.budget.shareDefaults(s.startupStatus);
+      }
       this.leave(s);
       this.offer(s);
     });
@@ -341,5 +404,6 @@ export class Pool {
       this.waiting--;
       c.failWait(E.serverLoginFailed, `server login failed: ${error}`);
     }
+    this.publish();
   }
 }

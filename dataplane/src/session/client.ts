@@ -125,6 +125,8 @@ export class ClientConnection implements PoolClient {
   private startupWanted: ParamMap = new Map();
   /** Logged in to the admin console: messages go to it, never to a pool. */
   private adminConsole = false;
+  /** A console command is waiting for the shards' figures. */
+  private consoleBusy = false;
   /** An extended-protocol message was refused; the rest up to Sync is skipped, as PostgreSQL does after an error. */
   private consoleSkipping = false;
 
@@ -568,6 +570,7 @@ export class ClientConnection implements PoolClient {
 
   /** The admin console answers simple queries only; Terminate ends the session. */
   private consoleFrames(): void {
+    if (this.consoleBusy) return;
     const f = this.framer;
     let kind: FrameKind;
     while (this.state !== ClientState.Closed && (kind = f.next()) !== FrameKind.None) {
@@ -583,10 +586,18 @@ export class ClientConnection implements PoolClient {
         continue;
       }
       if (code === FrontendCode.Query) {
-        const result = runAdminCommand(readQueryText(f.buf, f.start, f.end), this.host.admin);
-        this.socket.write(encodeAdminResult(result));
-        if (result.kind === 'done' && result.after !== null) result.after();
-        continue;
+        // The view gathers every shard's figures; later messages wait in the framer until it answers.
+        const text = readQueryText(f.buf, f.start, f.end);
+        this.consoleBusy = true;
+        void this.host.adminView().then((view) => {
+          this.consoleBusy = false;
+          if (this.state === ClientState.Closed) return;
+          const result = runAdminCommand(text, view);
+          this.socket.write(encodeAdminResult(result));
+          if (result.kind === 'done' && result.after !== null) result.after();
+          this.consoleFrames();
+        });
+        return;
       }
       this.sendError({ severity: 'ERROR', code: '08P01', message: 'the admin console speaks the simple query protocol only' });
       if (code === FrontendCode.Sync) this.socket.write(READY_IDLE);

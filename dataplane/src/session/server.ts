@@ -41,6 +41,7 @@ export class ServerConnection implements PoolServer {
   readonly id = nextServerId++;
   state = ServerState.Connecting;
   poolState = ServerPoolState.Opening;
+  holdsSlot = false;
   socket: net.Socket;
   readonly framer: Framer;
   /** The client whose bytes flow to this server (attached). */

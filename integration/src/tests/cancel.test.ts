@@ -73,7 +73,8 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
     cluster = await startPostgres();
     const server = { server_host: cluster.host, server_port: cluster.port, server_database: 'app', pool_mode: 'transaction' as const };
     const config: DoormanConfig = {
-      general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n' },
+      // One worker shard: these tests assert which backend serves a client (worker shards are covered in workers.test.ts).
+      general: { host: '127.0.0.1', port: 0, workers: 1, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n' },
       pools: {
         app: { ...server, users: [{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 2 }] },
         single: { ...server, users: [{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 1 }] },

@@ -48,7 +48,7 @@ describe('pool limits', { timeout: SUITE_TIMEOUT_MS }, () => {
     for (const user of [SCRAM_USER.user, MD5_USER.user]) {
       await eventually(() => backends(user), (pids) => pids.length === 0, 5_000, `${user} backends left by the previous test`);
     }
-    const d = await startDoorman({ general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n', ...general }, pools });
+    const d = await startDoorman({ general: { host: '127.0.0.1', port: 0, workers: 1, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n', ...general }, pools });
     started.push(d);
     return d;
   }

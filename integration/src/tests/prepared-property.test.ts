@@ -195,7 +195,8 @@ async function play(port: number, sequences: readonly Op[][], deadline: number):
 
 function doormanConfig(cluster: PgCluster, general: Record<string, unknown>): DoormanConfig {
   return {
-    general: { host: '127.0.0.1', port: 0, query_wait_timeout: '30s', pg_hba: 'host all all 127.0.0.1/32 trust\n', ...general },
+    // One worker shard: these tests assert which backend serves a client (worker shards are covered in workers.test.ts).
+    general: { host: '127.0.0.1', port: 0, workers: 1, query_wait_timeout: '30s', pg_hba: 'host all all 127.0.0.1/32 trust\n', ...general },
     pools: {
       [DB]: { server_host: cluster.host, server_port: cluster.port, pool_mode: 'transaction', users: [{ username: ROLE, password: 'unused', pool_size: POOL_SIZE }] },
     },

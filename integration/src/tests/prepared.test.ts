@@ -52,7 +52,8 @@ function doormanConfig(cluster: PgCluster, general: Record<string, unknown> = {}
   const user = (username: string, poolSize: number): { username: string; password: string; pool_size: number } => ({ username, password: 'unused', pool_size: poolSize });
   const server = { server_host: cluster.host, server_port: cluster.port, server_database: DB, pool_mode: 'transaction' as const };
   return {
-    general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 trust\n', ...general },
+    // One worker shard: these tests assert which backend serves a client (worker shards are covered in workers.test.ts).
+    general: { host: '127.0.0.1', port: 0, workers: 1, pg_hba: 'host all all 127.0.0.1/32 trust\n', ...general },
     pools: {
       [DB]: { ...server, users: [user(ROLE_A, 2), user(ROLE_B, 1), user(ROLE_LOG, 2)] },
       prep2: { ...server, users: [user(ROLE_A, 2)] },

@@ -37,7 +37,8 @@ describe('session mode', { timeout: SUITE_TIMEOUT_MS }, () => {
   before(async () => {
     cluster = await startPostgres();
     const config: DoormanConfig = {
-      general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n' },
+      // One worker shard: these tests assert which backend serves a client (worker shards are covered in workers.test.ts).
+      general: { host: '127.0.0.1', port: 0, workers: 1, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n' },
       pools: {
         app: {
           server_host: cluster.host,

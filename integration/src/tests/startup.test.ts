@@ -55,9 +55,9 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
 
   before(async () => {
     cluster = await startPostgres();
-    // md5 rules so the raw-socket clients here need no SCRAM; pool_size 1 makes server reuse certain.
+    // md5 rules so the raw-socket clients here need no SCRAM; pool_size 1 and one worker shard make server reuse certain.
     doorman = await startDoorman(
-      doormanConfigFor(cluster, { users: [SCRAM_USER, MD5_USER], poolSize: 1, hba: 'host all all 127.0.0.1/32 md5\n' }),
+      doormanConfigFor(cluster, { users: [SCRAM_USER, MD5_USER], poolSize: 1, hba: 'host all all 127.0.0.1/32 md5\n', general: { workers: 1 } }),
     );
   });
 

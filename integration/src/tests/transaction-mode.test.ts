@@ -51,7 +51,8 @@ describe('transaction mode', { timeout: SUITE_TIMEOUT_MS }, () => {
     cluster = await startPostgres();
     const server = { server_host: cluster.host, server_port: cluster.port, server_database: 'app', pool_mode: 'transaction' as const };
     const config: DoormanConfig = {
-      general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 md5\n' },
+      // One worker shard: these tests assert which backend serves a client (worker shards are covered in workers.test.ts).
+      general: { host: '127.0.0.1', port: 0, workers: 1, pg_hba: 'host all all 127.0.0.1/32 md5\n' },
       pools: {
         app: {
           ...server,

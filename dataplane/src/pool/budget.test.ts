@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ServerBudget, slotStride, type BudgetSignal } from './budget.js';
+
+/** Two shards' views of slot 1 of the same shared memory, recording the signals each sends. */
+function pair(): { a: ServerBudget; b: ServerBudget; sent: { from: string; s: BudgetSignal }[] } {
+  const cells = new Int32Array(new SharedArrayBuffer(3 * slotStride(2) * 4));
+  const sent: { from: string; s: BudgetSignal }[] = [];
+  return {
+    a: new ServerBudget(cells, 1, 2, 0, (s) => sent.push({ from: 'a', s })),
+    b: new ServerBudget(cells, 1, 2, 1, (s) => sent.push({ from: 'b', s })),
+    sent,
+  };
+}
+
+test('the cap holds over both shards: tryTake stops at the limit until a release', () => {
+  const { a, b } = pair();
+  assert.equal(a.tryTake(3), true);
+  assert.equal(b.tryTake(3), true);
+  assert.equal(a.tryTake(3), true);
+  assert.equal(b.tryTake(3), false);
+  assert.equal(a.tryTake(3), false);
+  assert.equal(a.open, 3);
+  b.release();
+  assert.equal(b.open, 2);
+  assert.equal(b.tryTake(3), true);
+  // A higher limit (the reserve pool) lets one more in.
+  assert.equal(a.tryTake(4), true);
+  assert.equal(a.open, 4);
+});
+
+test('a release signals "freed" only when another shard has waiters', () => {
+  const { a, b, sent } = pair();
+  a.tryTake(1);
+  a.release();
+  assert.deepEqual(sent, []);
+  a.tryTake(1);
+  b.publish(0, 2, 0);
+  a.release();
+  assert.deepEqual(sent, [{ from: 'a', s: { kind: 'freed' } }]);
+});
+
+test('askForIdle asks the shard with idle connections, once until answered or 50 ms pass', () => {
+  const { a, b, sent } = pair();
+  assert.equal(a.askForIdle(2, 1000), false, 'nobody holds idle connections');
+  b.publish(3, 0, 3);
+  assert.equal(a.askForIdle(5, 1000), true);
+  assert.deepEqual(sent, [{ from: 'a', s: { kind: 'evict', to: 1, count: 3 } }]);
+  assert.equal(a.askForIdle(5, 1020), false, 'a request is in flight');
+  assert.equal(a.askForIdle(1, 1051), true, 'the request timed out');
+  a.answered();
+  assert.equal(a.askForIdle(1, 1052), true);
+  assert.deepEqual(sent.map((x) => x.s), [
+    { kind: 'evict', to: 1, count: 3 },
+    { kind: 'evict', to: 1, count: 1 },
+    { kind: 'evict', to: 1, count: 1 },
+  ]);
+});
+
+test('shouldDonate: never when nobody else waits; always when nobody here waits; else only towards fair shares', () => {
+  const { a, b } = pair();
+  a.publish(0, 0, 5);
+  b.publish(0, 0, 5);
+  assert.equal(a.shouldDonate(10), false, 'nobody waits');
+  b.publish(0, 3, 5);
+  assert.equal(a.shouldDonate(10), true, 'b waits, a has no waiter');
+  // Equal demand, equal holdings: keep (no flapping).
+  a.publish(0, 3, 5);
+  assert.equal(a.shouldDonate(10), false);
+  // a holds 7 of 10 with the same demand as b (holding 3): a gives one up.
+  a.publish(0, 3, 7);
+  b.publish(0, 7, 3);
+  assert.equal(a.shouldDonate(10), true);
+  // Within one connection of the fair share: keep.
+  a.publish(0, 5, 6);
+  b.publish(0, 5, 4);
+  assert.equal(a.shouldDonate(10), false);
+});

@@ -1,0 +1,145 @@
+/**
+ * The server-connection cap of one pool, shared by every worker shard. Each shard has its own Pool object
+ * (its clients and server sockets never leave its thread); what they share is this budget, a few Int32
+ * cells in a SharedArrayBuffer:
+ *
+ *   open                 server connections open or opening, over all shards (moved only by CAS, so the
+ *                        cap is never exceeded, not even for a moment)
+ *   per shard: idle, waiting, held
+ *                        gauges each shard publishes so the others can decide whom to ask for a connection
+ *
+ * The memory layout is plain index math; the cross-shard messages (please close an idle one, a slot was
+ * freed) travel through the `signal` callback, so this file stays free of threads and sockets.
+ */
+
+/** Cells per shard in a slot. */
+const PER_SHARD = 3;
+const IDLE = 0;
+const WAITING = 1;
+const HELD = 2;
+
+/** Int32 cells one pool slot needs for `shards` shards. */
+export function slotStride(shards: number): number {
+  return 1 + PER_SHARD * shards;
+}
+
+export type BudgetSignal =
+  /** Ask shard `to` to close up to `count` idle connections of this slot. */
+  | { kind: 'evict'; to: number; count: number }
+  /** A slot came free while another shard had waiters. */
+  | { kind: 'freed' }
+  /** The pool's first server told its startup ParameterStatus list: clients of every shard can log in with it. */
+  | { kind: 'defaults'; status: [string, string][] };
+
+export class ServerBudget {
+  private readonly base: number;
+  /** An eviction request is in flight; do not ask again before this time (ms). */
+  private askedUntil = 0;
+
+  constructor(
+    private readonly cells: Int32Array,
+    slot: number,
+    readonly shards: number,
+    readonly shard: number,
+    private readonly signal: (s: BudgetSignal) => void,
+  ) {
+    this.base = slot * slotStride(shards);
+  }
+
+  /** Connections open or opening over all shards. */
+  get open(): number {
+    return Atomics.load(this.cells, this.base);
+  }
+
+  /** Takes one slot if fewer than `limit` are in use over all shards. */
+  tryTake(limit: number): boolean {
+    const c = this.cells;
+    const i = this.base;
+    for (;;) {
+      const n = Atomics.load(c, i);
+      if (n >= limit) return false;
+      if (Atomics.compareExchange(c, i, n, n + 1) === n) return true;
+    }
+  }
+
+  /** A connection that held a slot is gone. Tells waiting shards so they can open one. */
+  release(): void {
+    Atomics.sub(this.cells, this.base, 1);
+    if (this.othersWaiting()) this.signal({ kind: 'freed' });
+  }
+
+  /** This shard's gauges, read by the others. Plain stores: a slightly stale gauge only delays a decision. */
+  publish(idle: number, waiting: number, held: number): void {
+    const at = this.base + 1 + this.shard * PER_SHARD;
+    const c = this.cells;
+    c[at + IDLE] = idle;
+    c[at + WAITING] = waiting;
+    c[at + HELD] = held;
+  }
+
+  othersWaiting(): boolean {
+    const c = this.cells;
+    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
+      if (s !== this.shard && c[at + WAITING] > 0) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one.
+   * Always when nobody here waits; otherwise only to move towards each shard holding its share of the cap
+   * in proportion to its demand (held + waiting), with a margin of one connection so shares do not flap.
+   */
+  shouldDonate(limit: number): boolean {
+    const c = this.cells;
+    let othersWaiting = false;
+    let demand = 0;
+    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
+      demand += c[at + HELD] + c[at + WAITING];
+      if (s !== this.shard && c[at + WAITING] > 0) othersWaiting = true;
+    }
+    if (!othersWaiting) return false;
+    const mine = this.base + 1 + this.shard * PER_SHARD;
+    if (c[mine + WAITING] === 0) return true;
+    if (demand === 0) return false;
+    const myShare = (limit * (c[mine + HELD] + c[mine + WAITING])) / demand;
+    if (c[mine + HELD] - myShare < 1) return false;
+    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
+      if (s === this.shard || c[at + WAITING] === 0) continue;
+      const share = (limit * (c[at + HELD] + c[at + WAITING])) / demand;
+      if (share - c[at + HELD] >= 1) return true;
+    }
+    return false;
+  }
+
+  /**
+   * This shard has `wanted` clients waiting and the cap is reached: ask the shard with the most idle
+   * connections to close some. At most one request in flight (until `now` passes its deadline).
+   */
+  askForIdle(wanted: number, now: number): boolean {
+    if (wanted <= 0 || now < this.askedUntil) return false;
+    const c = this.cells;
+    let best = -1;
+    let bestIdle = 0;
+    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
+      if (s !== this.shard && c[at + IDLE] > bestIdle) {
+        best = s;
+        bestIdle = c[at + IDLE];
+      }
+    }
+    if (best < 0) return false;
+    this.askedUntil = now + 50;
+    this.signal({ kind: 'evict', to: best, count: Math.min(wanted, bestIdle) });
+    return true;
+  }
+
+  /** Tells the other shards the startup ParameterStatus list, so their clients need no server to log in. */
+  shareDefaults(status: ReadonlyArray<readonly [string, string]>): void {
+    if (this.shards > 1) this.signal({ kind: 'defaults', status: status.map(([k, v]) => [k, v]) });
+  }
+
+  /** A slot came free (or idle connections were closed on request): a new request may go out. */
+  answered(): void {
+    this.askedUntil = 0;
+  }
+}

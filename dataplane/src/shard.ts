@@ -1,0 +1,361 @@
+/**
+ * One worker shard of the data plane: the client connections handed to it, their server connections, its
+ * Pool objects keyed by (database, user) (their cap is shared with the other shards through the budget),
+ * the coarse ticker, cancel keys, reload and shutdown. Connections do the per-message work; this file only
+ * wires them. What crosses threads goes through the ShardBus.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { userFingerprint, type DoormanConfig, type GeneralConfig } from '@doorman/proto';
+import type { Logger } from 'pino';
+import type { HbaRule } from './auth/hba.js';
+import type { AdminView } from './admin/console.js';
+import { mergeSnapshots, SnapshotView, takeSnapshot, type AdminControls, type ShardSnapshot, type SnapshotSource } from './admin/view.js';
+import type { LoadedConfig } from './config/load.js';
+import type { ServerBudget } from './pool/budget.js';
+import { Pool } from './pool/pool.js';
+import type { PoolHost } from './pool/host.js';
+import type { PoolServer } from './pool/members.js';
+import { ClientConnection, ClientState } from './session/client.js';
+import { userCredentials, type ClientCredentials, type UserCredentials } from './session/credentials.js';
+import type { SessionHost } from './session/host.js';
+import { ServerConnection } from './session/server.js';
+import { MAX_SHARDS, SHARD_BITS } from './workers/messages.js';
+
+const TICK_MS = 100;
+/** Pool maintenance (idle/lifetime limits, min_pool_size) runs every this many ticks. */
+const MAINTENANCE_EVERY = 10;
+/** A client that has not finished logging in by then is cut off (PgBouncer's client_login_timeout). */
+const LOGIN_TIMEOUT_MS = 60_000;
+
+/** What a shard needs from the threads around it. */
+export interface ShardBus {
+  readonly index: number;
+  readonly shards: number;
+  /** The shared cap of pool (database, user). */
+  budget(database: string, user: string): ServerBudget;
+  /** Clients connected to every shard. */
+  clientTotal(): number;
+  /** One of this shard's clients is gone. */
+  clientGone(): void;
+  /** Every shard's snapshot, this one's included. */
+  snapshots(): Promise<ShardSnapshot[]>;
+  /** The console's controls, for every shard. */
+  readonly controls: AdminControls;
+  /** A CancelRequest for a client of shard `shard`. */
+  forwardCancel(shard: number, processId: number, secretKey: number): void;
+}
+
+export class Shard implements SessionHost, PoolHost, SnapshotSource {
+  now = Date.now();
+  general: GeneralConfig;
+  config: DoormanConfig;
+  hba: HbaRule[] | null;
+  clientTls: tls.SecureContext | null;
+  serverCa: Buffer | null;
+  shuttingDown = false;
+  readonly clients = new Set<ClientConnection>();
+  readonly servers = new Set<ServerConnection>();
+  /** pools.get(database).get(user) */
+  private pools = new Map<string, Map<string, Pool>>();
+  private creds = new Map<Pool, UserCredentials>();
+  private cancelKeys = new Map<number, ClientConnection>();
+  private nextProcessSeq = 1;
+  private ticker: NodeJS.Timeout | null = null;
+  private ticks = 0;
+  private shutdownDeadline = 0;
+  private exitWaiters: (() => void)[] = [];
+  /** The admin password the cached credentials were derived from. */
+  private adminCredsFor = '';
+  private adminCreds: ClientCredentials | null = null;
+
+  constructor(
+    loaded: LoadedConfig,
+    readonly log: Logger,
+    private readonly bus: ShardBus,
+  ) {
+    this.config = loaded.config;
+    this.general = loaded.config.general;
+    this.hba = loaded.hba;
+    this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
+    this.serverCa = loaded.serverCa;
+    this.buildPools(loaded.config);
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /** Takes over an accepted client connection (a descriptor the main thread handed over). */
+  adopt(fd: number): void {
+    const socket = new net.Socket({ fd, readable: true, writable: true });
+    if (this.shuttingDown) {
+      socket.destroy();
+      this.bus.clientGone();
+      return;
+    }
+    const c = new ClientConnection(socket, this);
+    this.clients.add(c);
+  }
+
+  get clientCount(): number {
+    return this.bus.clientTotal();
+  }
+
+  // ---- SessionHost / PoolHost ----
+
+  findPool(database: string, user: string): Pool | null | undefined {
+    const byUser = this.pools.get(database);
+    if (byUser === undefined) return undefined;
+    return byUser.get(user) ?? null;
+  }
+
+  adminCredentials(): ClientCredentials | null {
+    const password = this.general.adminPassword;
+    if (password === '') return null;
+    if (this.adminCreds === null || this.adminCredsFor !== password) {
+      const u = this.general.adminUsername;
+      // Derived like a configured user's, so the same SCRAM / md5 / cleartext exchange checks it.
+      this.adminCreds = userCredentials({
+        username: u,
+        password,
+        poolSize: 0,
+        minPoolSize: 0,
+        reservePoolSize: 0,
+        poolMode: 'session',
+        serverUsername: u,
+        serverPassword: null,
+        serverLifetime: 0,
+      }).client;
+      this.adminCredsFor = password;
+    }
+    return this.adminCreds;
+  }
+
+  // ---- admin ----
+
+  allPools(): Pool[] {
+    const out: Pool[] = [];
+    for (const byUser of this.pools.values()) out.push(...byUser.values());
+    return out;
+  }
+
+  snapshot(): ShardSnapshot {
+    return takeSnapshot(this);
+  }
+
+  async adminView(): Promise<AdminView> {
+    return new SnapshotView(this.config, mergeSnapshots(await this.bus.snapshots()), this.bus.controls);
+  }
+
+  /** PAUSE / RESUME from any shard's console. */
+  control(op: 'pause' | 'resume', database: string | null): void {
+    for (const byUser of this.pools.values()) {
+      for (const p of byUser.values()) {
+        if (database !== null && p.db.name !== database) continue;
+        if (op === 'pause') p.paused = true;
+        else p.resume();
+      }
+    }
+  }
+
+  /** Another shard's first server of pool (database, user) reported its startup parameters. */
+  learnDefaults(database: string, user: string, status: [string, string][]): void {
+    const p = this.pools.get(database)?.get(user);
+    if (p !== undefined && p.defaults === null) p.defaults = { status };
+  }
+
+  /** A budget signal from another shard about pool (database, user). */
+  budgetSignal(database: string, user: string, evict: number): void {
+    const p = this.pools.get(database)?.get(user);
+    if (p === undefined) return;
+    if (evict > 0) p.evictIdle(evict);
+    else p.slotFreed();
+  }
+
+  credentials(pool: Pool): UserCredentials {
+    return this.creds.get(pool)!;
+  }
+
+  createServer(pool: Pool): PoolServer {
+    const s = new ServerConnection(pool, this, this.creds.get(pool)!.server);
+    this.servers.add(s);
+    return s;
+  }
+
+  closeServer(s: PoolServer, reason: string): void {
+    (s as ServerConnection).close(reason);
+  }
+
+  registerCancelKey(c: ClientConnection): void {
+    // Synthetic keys: a client never learns a real backend's pid, so it cannot cancel someone else's query.
+    // The low bits name this shard, so a CancelRequest that lands on another shard can be routed here.
+    const maxSeq = 0x7fffffff >>> SHARD_BITS;
+    let pid: number;
+    do {
+      const seq = this.nextProcessSeq;
+      this.nextProcessSeq = seq >= maxSeq ? 1 : seq + 1;
+      pid = (seq << SHARD_BITS) | this.bus.index;
+    } while (this.cancelKeys.has(pid));
+    c.processId = pid;
+    c.secretKey = (Math.random() * 0x100000000) | 0;
+    this.cancelKeys.set(pid, c);
+  }
+
+  cancel(processId: number, secretKey: number): void {
+    const owner = processId & (MAX_SHARDS - 1);
+    if (owner !== this.bus.index) {
+      if (owner < this.bus.shards) this.bus.forwardCancel(owner, processId, secretKey);
+      return;
+    }
+    const c = this.cancelKeys.get(processId);
+    if (c === undefined || c.secretKey !== secretKey) return;
+    // Only a query in flight is cancelled; once the server is back in the pool the key no longer reaches it.
+    if (c.server !== null && c.pending > 0) c.server.cancel();
+  }
+
+  clientLoggedIn(c: ClientConnection): void {
+    this.log.info({ client: c.id, addr: c.remoteAddress, user: c.user, database: c.database, tls: c.tls }, 'client logged in');
+  }
+
+  clientClosed(c: ClientConnection): void {
+    if (!this.clients.delete(c)) return;
+    this.bus.clientGone();
+    if (c.processId !== 0 && this.cancelKeys.get(c.processId) === c) this.cancelKeys.delete(c.processId);
+    if (c.user !== '') this.log.info({ client: c.id, addr: c.remoteAddress, user: c.user, database: c.database }, 'client closed');
+    if (this.shuttingDown) this.checkExit();
+  }
+
+  serverClosed(s: ServerConnection): void {
+    if (!this.servers.delete(s)) return;
+    if (s.closeReason !== '') this.log.info({ server: s.id, pool: s.pool.name, pid: s.processId, reason: s.closeReason }, 'server closed');
+    if (this.shuttingDown) this.checkExit();
+  }
+
+  // ---- pools, reload ----
+
+  private buildPools(config: DoormanConfig): void {
+    for (const db of Object.values(config.pools)) {
+      const byUser = new Map<string, Pool>();
+      for (const user of db.users) {
+        const pool = new Pool(this, db, user, this.bus.budget(db.name, user.username));
+        this.creds.set(pool, userCredentials(user));
+        byUser.set(user.username, pool);
+      }
+      this.pools.set(db.name, byUser);
+    }
+  }
+
+  /**
+   * Applies a new config. Pools whose server-side settings are unchanged keep their connections (their
+   * sizes and timeouts update in place); changed pools are replaced and drain; removed pools drain.
+   */
+  reload(loaded: LoadedConfig): void {
+    const next = loaded.config;
+    const creds = new Map<string, UserCredentials>();
+    for (const db of Object.values(next.pools)) for (const u of db.users) creds.set(`${db.name}\0${u.username}`, userCredentials(u));
+    const old = this.pools;
+    const fresh = new Map<string, Map<string, Pool>>();
+    let kept = 0;
+    let replaced = 0;
+    let added = 0;
+    for (const db of Object.values(next.pools)) {
+      const byUser = new Map<string, Pool>();
+      for (const user of db.users) {
+        const prev = old.get(db.name)?.get(user.username);
+        let pool: Pool;
+        if (prev !== undefined && userFingerprint(prev.db, prev.user) === userFingerprint(db, user)) {
+          prev.db = db;
+          prev.user = user;
+          pool = prev;
+          kept++;
+        } else {
+          pool = new Pool(this, db, user, this.bus.budget(db.name, user.username));
+          if (prev !== undefined) {
+            pool.paused = prev.paused;
+            prev.successor = pool;
+            replaced++;
+          } else {
+            added++;
+          }
+        }
+        this.creds.set(pool, creds.get(`${db.name}\0${user.username}`)!);
+        byUser.set(user.username, pool);
+      }
+      fresh.set(db.name, byUser);
+    }
+    let removed = 0;
+    for (const byUser of old.values()) {
+      for (const p of byUser.values()) {
+        if (fresh.get(p.db.name)?.get(p.user.username) === p) continue;
+        if (p.successor === null) removed++;
+        p.retire();
+      }
+    }
+    this.pools = fresh;
+    this.config = next;
+    this.general = { ...next.general, host: this.general.host, port: this.general.port };
+    this.hba = loaded.hba;
+    this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
+    this.serverCa = loaded.serverCa;
+    this.log.debug({ kept, replaced, added, removed }, 'shard reloaded');
+  }
+
+  // ---- ticker ----
+
+  private tick(): void {
+    this.now = Date.now();
+    const maintenance = ++this.ticks % MAINTENANCE_EVERY === 0;
+    for (const byUser of this.pools.values()) for (const p of byUser.values()) p.tick(this.now, maintenance && !this.shuttingDown);
+    if (maintenance) {
+      // Doorman's own queries (health check, parameter sync, reset) are short: one that hangs means a dead server.
+      const bound = Math.max(this.general.connectTimeout, 1000);
+      for (const s of this.servers) if (s.internalOverdue(this.now, bound)) s.close('the server did not answer a health check, sync or reset in time');
+      for (const c of this.clients) {
+        if (c.state <= ClientState.Auth && this.now - c.startedAt > LOGIN_TIMEOUT_MS) c.close();
+      }
+    }
+    if (this.shuttingDown && this.now >= this.shutdownDeadline) this.forceClose();
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Graceful: close clients that are between transactions, let the others finish up to
+   * shutdown_timeout. Fast: close everything now. Resolves when every connection is gone.
+   */
+  shutdown(graceful: boolean): Promise<void> {
+    if (!this.shuttingDown) {
+      this.shuttingDown = true;
+      this.shutdownDeadline = this.now + (graceful ? this.general.shutdownTimeout : 0);
+      if (graceful) {
+        for (const c of [...this.clients]) {
+          if (c.state <= ClientState.Auth || c.betweenTransactions) {
+            c.fatal({ code: 'DM_ADMIN_SHUTDOWN', sqlstate: '57P01', severity: 'FATAL' }, 'terminating connection due to administrator command');
+          }
+        }
+      } else {
+        this.forceClose();
+      }
+    }
+    return new Promise((resolve) => {
+      this.exitWaiters.push(resolve);
+      this.checkExit();
+    });
+  }
+
+  private forceClose(): void {
+    for (const c of [...this.clients]) c.fatal({ code: 'DM_ADMIN_SHUTDOWN', sqlstate: '57P01', severity: 'FATAL' }, 'terminating connection due to administrator command');
+    for (const byUser of this.pools.values()) for (const p of byUser.values()) p.retire();
+    for (const s of [...this.servers]) s.close('shutdown');
+  }
+
+  private checkExit(): void {
+    if (this.clients.size > 0) return;
+    // With no clients left, idle servers are all that remains: close them and wait for their sockets.
+    for (const byUser of this.pools.values()) for (const p of byUser.values()) p.retire();
+    if (this.servers.size > 0) return;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+    const waiters = this.exitWaiters;
+    this.exitWaiters = [];
+    for (const w of waiters) w();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * A worker shard's thread: builds its Shard from the config the main thread sent and binds it to the
+ * shared memory, the main thread's port and the shard-to-shard channel.
+ */
+import { BroadcastChannel, parentPort, workerData } from 'node:worker_threads';
+import type { ShardSnapshot } from '../admin/view.js';
+import { validateLoaded } from '../config/load.js';
+import { createLogger, type LogLevel } from '../log.js';
+import { ServerBudget } from '../pool/budget.js';
+import { Shard, type ShardBus } from '../shard.js';
+import type { BudgetMessage, MainToShard, ShardInit, ShardToMain, SlotTable } from './messages.js';
+
+const init = workerData as ShardInit;
+const port = parentPort!;
+const send = (m: ShardToMain): void => port.postMessage(m);
+
+const budgetCells = new Int32Array(init.budgetMemory);
+const clientCells = new Int32Array(init.clientMemory);
+const channel = new BroadcastChannel(init.channel);
+
+let slots = new Map<string, number>(init.slots);
+const slotNames = new Map<number, string>();
+const budgets = new Map<number, ServerBudget>();
+function setSlots(table: SlotTable): void {
+  slots = new Map(table);
+  for (const [name, slot] of table) slotNames.set(slot, name);
+}
+setSlots(init.slots);
+
+let nextRequest = 1;
+const pendingSnapshots = new Map<number, (snaps: ShardSnapshot[]) => void>();
+
+const bus: ShardBus = {
+  index: init.index,
+  shards: init.shards,
+  budget(database, user) {
+    const slot = slots.get(`${database}\0${user}`);
+    if (slot === undefined) throw new Error(`no budget slot for pool ${database}/${user}`);
+    let b = budgets.get(slot);
+    if (b === undefined) {
+      b = new ServerBudget(budgetCells, slot, init.shards, init.index, (sig) => {
+        let m: BudgetMessage;
+        if (sig.kind === 'evict') m = { t: 'evict', slot, to: sig.to, count: sig.count };
+        else if (sig.kind === 'freed') m = { t: 'freed', slot, from: init.index };
+        else m = { t: 'defaults', slot, from: init.index, status: sig.status };
+        channel.postMessage(m);
+      });
+      budgets.set(slot, b);
+    }
+    return b;
+  },
+  clientTotal() {
+    let n = 0;
+    for (let i = 0; i < init.shards; i++) n += Atomics.load(clientCells, i);
+    return n;
+  },
+  clientGone() {
+    Atomics.sub(clientCells, init.index, 1);
+  },
+  snapshots() {
+    const id = nextRequest++;
+    return new Promise((resolve) => {
+      pendingSnapshots.set(id, resolve);
+      send({ t: 'snapshots', id });
+    });
+  },
+  controls: {
+    pause: (database) => send({ t: 'control', op: 'pause', database }),
+    resume: (database) => send({ t: 'control', op: 'resume', database }),
+    reload: () => send({ t: 'control', op: 'reload', database: null }),
+    shutdown: () => send({ t: 'control', op: 'shutdown', database: null }),
+  },
+  forwardCancel(_shard, processId, secretKey) {
+    send({ t: 'cancel', processId, secretKey });
+  },
+};
+
+const general = init.config.general;
+const log = createLogger((init.logLevel ?? general.logLevel) as LogLevel, init.logFormat ?? general.logFormat, { shard: init.index });
+const shard = new Shard(validateLoaded(init.config), log, bus);
+
+channel.onmessage = (ev: unknown) => {
+  const m = (ev as { data: BudgetMessage }).data;
+  const name = slotNames.get(m.slot);
+  if (name === undefined) return;
+  const [database, user] = name.split('\0');
+  if (m.t === 'evict') {
+    if (m.to === init.index) shard.budgetSignal(database, user, m.count);
+  } else if (m.from === init.index) {
+    return;
+  } else if (m.t === 'freed') {
+    shard.budgetSignal(database, user, 0);
+  } else {
+    shard.learnDefaults(database, user, m.status);
+  }
+};
+
+port.on('message', (m: MainToShard) => {
+  switch (m.t) {
+    case 'socket':
+      return shard.adopt(m.fd);
+    case 'snapshot':
+      return send({ t: 'snapshot', id: m.id, snap: shard.snapshot() });
+    case 'snapshots': {
+      const done = pendingSnapshots.get(m.id);
+      pendingSnapshots.delete(m.id);
+      return done?.(m.snaps);
+    }
+    case 'control':
+      return shard.control(m.op, m.database);
+    case 'cancel':
+      return shard.cancel(m.processId, m.secretKey);
+    case 'reload':
+      setSlots(m.slots);
+      try {
+        shard.reload(validateLoaded(m.config));
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'shard reload failed; keeping the current configuration');
+      }
+      return;
+    case 'shutdown':
+      void shard.shutdown(m.graceful).then(() => {
+        channel.close();
+        send({ t: 'exited' });
+      });
+      return;
+  }
+});
+
+send({ t: 'ready' });

@@ -1,0 +1,219 @@
+/**
+ * Worker shards against real PostgreSQL: clients spread by the least-loaded rule, one server cap per pool
+ * over all shards (sampled in pg_stat_activity while load runs), idle connections of one shard given up
+ * for the waiting clients of another, cancel requests routed to the owning shard, admin totals.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import {
+  DOORMAN_ADMIN,
+  DOORMAN_ADMIN_DB,
+  SCRAM_USER,
+  backendPid,
+  connectPg,
+  doormanConfigFor,
+  eventually,
+  startDoorman,
+  startPostgres,
+  type DoormanProcess,
+  type PgCluster,
+} from '../harness/index.js';
+
+const SUITE_TIMEOUT_MS = 180_000;
+const POOL_SIZE = 4;
+
+describe('worker shards', { timeout: SUITE_TIMEOUT_MS }, () => {
+  let cluster: PgCluster | undefined;
+  let doorman: DoormanProcess | undefined;
+  let su: pg.Client | undefined;
+
+  function d(): DoormanProcess {
+    assert.ok(doorman, 'Doorman did not start');
+    return doorman;
+  }
+
+  /** Shard of each "client logged in" line so far, in order. */
+  function loginShards(): number[] {
+    return d()
+      .jsonLogs()
+      .filter((l) => l.msg === 'client logged in' && l.user === SCRAM_USER.user)
+      .map((l) => l.shard as number);
+  }
+
+  const connect = (): Promise<pg.Client> => connectPg(d().connectionString(SCRAM_USER.user, SCRAM_USER.password));
+
+  /** Connects one client and waits for its login line (shards log from their own threads) to learn its shard. */
+  async function connectTracked(): Promise<{ c: pg.Client; shard: number }> {
+    const seen = loginShards().length;
+    const c = await connect();
+    await eventually(async () => loginShards().length, (n) => n > seen, 5_000, 'login log line');
+    return { c, shard: loginShards()[seen] };
+  }
+
+  async function backendsOfUser(): Promise<number> {
+    const r = await su!.query<{ n: string }>(`select count(*) as n from pg_stat_activity where usename = $1`, [SCRAM_USER.user]);
+    return Number(r.rows[0].n);
+  }
+
+  before(async () => {
+    cluster = await startPostgres();
+    doorman = await startDoorman(
+      doormanConfigFor(cluster, { users: [SCRAM_USER], poolSize: POOL_SIZE, general: { workers: 2, query_wait_timeout: '30s' } }),
+    );
+    su = new pg.Client({ connectionString: cluster.superuserUrl('app'), connectionTimeoutMillis: 10_000 });
+    await su.connect();
+  });
+
+  after(async () => {
+    await su?.end().catch(() => undefined);
+    await doorman?.stop();
+    await cluster?.stop();
+  });
+
+  test('clients go to the shard with the fewest clients, also after others left', async () => {
+    const before = loginShards().length;
+    const first = [];
+    for (let i = 0; i < 6; i++) first.push(await connect());
+    // Shards log on their own threads: wait until all six lines are in.
+    await eventually(async () => loginShards().length, (n) => n >= before + 6, 5_000, 'login log lines');
+    const placed = loginShards().slice(before, before + 6);
+    assert.deepEqual(
+      [...placed].sort(),
+      [0, 0, 0, 1, 1, 1],
+      `6 sequential clients spread evenly over 2 shards, got ${placed.join(',')}`,
+    );
+    // Close the three clients of shard 0: the next three connections must all go there (round robin would alternate).
+    const onZero = first.filter((_, i) => placed[i] === 0);
+    await Promise.all(onZero.map((c) => c.end()));
+    await sleep(200);
+    const more = [];
+    for (let i = 0; i < 3; i++) more.push(await connect());
+    await eventually(async () => loginShards().length, (n) => n >= before + 9, 5_000, 'login log lines');
+    assert.deepEqual(loginShards().slice(before + 6), [0, 0, 0]);
+    await Promise.all([...first.filter((_, i) => placed[i] === 1), ...more].map((c) => c.end()));
+  });
+
+  test(`40 clients on 2 shards, pool_size ${POOL_SIZE}: never more than ${POOL_SIZE} server connections, every transaction commits`, async () => {
+    const CLIENTS = 40;
+    const TRANSACTIONS = 25;
+    const clients = await Promise.all(Array.from({ length: CLIENTS }, () => connect()));
+    let maxBackends = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxBackends = Math.max(maxBackends, await backendsOfUser());
+        await sleep(5);
+      }
+    })();
+    let committed = 0;
+    try {
+      await Promise.all(
+        clients.map(async (c, id) => {
+          for (let i = 0; i < TRANSACTIONS; i++) {
+            await c.query('begin');
+            const r = await c.query<{ v: number }>('select $1::int as v, pg_sleep(0.001)', [id]);
+            assert.equal(r.rows[0].v, id);
+            await c.query('commit');
+            committed++;
+          }
+        }),
+      );
+    } finally {
+      sampling = false;
+      await sampler;
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    }
+    assert.equal(committed, CLIENTS * TRANSACTIONS);
+    assert.ok(maxBackends >= 2, `load used ${maxBackends} backends`);
+    assert.ok(maxBackends <= POOL_SIZE, `${maxBackends} backends of ${SCRAM_USER.user} at once, cap ${POOL_SIZE}`);
+    const shards = new Set(loginShards());
+    assert.deepEqual([...shards].sort(), [0, 1]);
+  });
+
+  test('a shard whose clients wait gets a connection another shard holds idle', async () => {
+    // Fill the cap from clients on both shards, then leave only one shard's clients busy.
+    const tracked = [];
+    for (let i = 0; i < POOL_SIZE; i++) tracked.push(await connectTracked());
+    const holders = tracked.map((t) => t.c);
+    const placed = tracked.map((t) => t.shard);
+    await Promise.all(holders.map((c) => c.query('begin; select 1')));
+    await Promise.all(holders.map((c) => c.query('commit')));
+    // The cap's connections are now idle, spread over both shards. A burst from clients of one shard alone
+    // must be able to use all of them (those idle on the other shard are closed there and reopened here).
+    const keep = holders.filter((_, i) => placed[i] === 0);
+    await Promise.all(holders.filter((_, i) => placed[i] !== 0).map((c) => c.end()));
+    const extra: pg.Client[] = [];
+    while (keep.length + extra.length < POOL_SIZE) {
+      const { c, shard } = await connectTracked();
+      if (shard === 0) extra.push(c);
+      else await c.end();
+    }
+    const burst = [...keep, ...extra];
+    await Promise.all(burst.map((c) => c.query('begin')));
+    const pids = await Promise.all(burst.map((c) => backendPid(c)));
+    assert.equal(new Set(pids).size, POOL_SIZE, 'every client of shard 0 holds its own server connection');
+    assert.ok((await backendsOfUser()) <= POOL_SIZE);
+    await Promise.all(burst.map((c) => c.query('commit')));
+    await Promise.all(burst.map((c) => c.end()));
+  });
+
+  test('a cancel request reaches the query of a client on another shard', async () => {
+    const { c, shard } = await connectTracked();
+    const started = Date.now();
+    const sleeper = new pg.Query('select pg_sleep(30)');
+    const outcome = new Promise<string>((resolve) => {
+      sleeper.on('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+      sleeper.on('end', () => resolve('finished'));
+    });
+    c.query(sleeper);
+    await sleep(300);
+    // pg's cancel opens a new connection; with one client connected (on `shard`) the least-loaded rule sends
+    // it to the other shard, which must route it to the owner.
+    const canceller = new pg.Client({ connectionString: d().connectionString(SCRAM_USER.user, SCRAM_USER.password) }) as unknown as {
+      cancel(client: pg.Client, query: pg.Query): void;
+    };
+    canceller.cancel(c, sleeper);
+    assert.equal(await outcome, '57014');
+    assert.ok(Date.now() - started < 10_000, `cancelled after ${Date.now() - started} ms`);
+    assert.ok(shard === 0 || shard === 1);
+    assert.equal((await c.query<{ v: number }>('select 1 as v')).rows[0].v, 1);
+    await c.end();
+  });
+
+  test('admin SHOW POOLS sums both shards; PAUSE holds clients of every shard until RESUME', async () => {
+    const { c: a, shard: sa } = await connectTracked();
+    const { c: b, shard: sb } = await connectTracked();
+    assert.notEqual(sa, sb, 'two sequential clients land on different shards');
+    await a.query('begin; select 1');
+    await b.query('begin; select 1');
+    const admin = await connectPg(d().connectionString(DOORMAN_ADMIN.user, DOORMAN_ADMIN.password, DOORMAN_ADMIN_DB));
+    try {
+      const r = await admin.query<Record<string, string>>('SHOW POOLS');
+      assert.equal(r.rows.length, 1);
+      assert.equal(r.rows[0].cl_active, '2');
+      assert.equal(r.rows[0].sv_active, '2');
+      await a.query('commit');
+      await b.query('commit');
+      await admin.query('PAUSE');
+      const held = [a.query('select 1 as v'), b.query('select 2 as v')];
+      let settled = 0;
+      for (const h of held) void h.then(() => settled++);
+      await sleep(300);
+      assert.equal(settled, 0, 'queries wait while paused');
+      const w = await admin.query<Record<string, string>>('SHOW POOLS');
+      assert.equal(w.rows[0].cl_waiting, '2');
+      await admin.query('RESUME');
+      const results = await Promise.all(held);
+      assert.deepEqual(
+        results.map((x) => x.rows[0].v),
+        [1, 2],
+      );
+    } finally {
+      await admin.end();
+      await a.end();
+      await b.end();
+    }
+  });
+});
