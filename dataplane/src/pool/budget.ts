@@ -5,18 +5,24 @@
  *
  *   open                 server connections open or opening, over all shards (moved only by CAS, so the
  *                        cap is never exceeded, not even for a moment)
- *   per shard: idle, waiting, held
- *                        gauges each shard publishes so the others can decide whom to ask for a connection
+ *   per shard: idle, waiting, held, demand
+ *                        gauges each shard publishes so the others can decide whom to ask for a connection;
+ *                        demand is the shard's clients using or wanting a server, averaged over the last
+ *                        ticks (x16, fixed point): the instant counts swing with every transaction, and
+ *                        rebalancing on them would trade connections back and forth
  *
  * The memory layout is plain index math; the cross-shard messages (please close an idle one, a slot was
  * freed) travel through the `signal` callback, so this file stays free of threads and sockets.
  */
 
 /** Cells per shard in a slot. */
-const PER_SHARD = 3;
+const PER_SHARD = 4;
 const IDLE = 0;
 const WAITING = 1;
 const HELD = 2;
+const DEMAND = 3;
+/** Fixed-point scale of the demand cell. */
+const DEMAND_SCALE = 16;
 
 /** Int32 cells one pool slot needs for `shards` shards. */
 export function slotStride(shards: number): number {
@@ -77,6 +83,11 @@ export class ServerBudget {
     c[at + HELD] = held;
   }
 
+  /** This shard's smoothed demand (clients using or wanting a server). */
+  publishDemand(demand: number): void {
+    this.cells[this.base + 1 + this.shard * PER_SHARD + DEMAND] = Math.round(demand * DEMAND_SCALE);
+  }
+
   othersWaiting(): boolean {
     const c = this.cells;
     for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
@@ -85,31 +96,39 @@ export class ServerBudget {
     return false;
   }
 
+  /** Connections this shard holds beyond its fair share of `limit` (shares follow the shards' demand). */
+  surplus(limit: number): number {
+    return this.excess(this.shard, limit, this.totalDemand());
+  }
+
   /**
-   * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one.
-   * Always when nobody here waits; otherwise only to move towards each shard holding its share of the cap
-   * in proportion to its demand (held + waiting), with a margin of one connection so shares do not flap.
+   * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one:
+   * only while this shard holds at least one more than its share and a waiting shard at least one less,
+   * so shares settle instead of flapping.
    */
   shouldDonate(limit: number): boolean {
+    if (!this.othersWaiting()) return false;
+    const total = this.totalDemand();
+    if (this.excess(this.shard, limit, total) < 1) return false;
     const c = this.cells;
-    let othersWaiting = false;
-    let demand = 0;
     for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
-      demand += c[at + HELD] + c[at + WAITING];
-      if (s !== this.shard && c[at + WAITING] > 0) othersWaiting = true;
-    }
-    if (!othersWaiting) return false;
-    const mine = this.base + 1 + this.shard * PER_SHARD;
-    if (c[mine + WAITING] === 0) return true;
-    if (demand === 0) return false;
-    const myShare = (limit * (c[mine + HELD] + c[mine + WAITING])) / demand;
-    if (c[mine + HELD] - myShare < 1) return false;
-    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
-      if (s === this.shard || c[at + WAITING] === 0) continue;
-      const share = (limit * (c[at + HELD] + c[at + WAITING])) / demand;
-      if (share - c[at + HELD] >= 1) return true;
+      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
     }
     return false;
+  }
+
+  private totalDemand(): number {
+    const c = this.cells;
+    let sum = 0;
+    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) sum += c[at + DEMAND];
+    return sum;
+  }
+
+  /** Held minus fair share for shard `s`; with no demand anywhere, every connection is surplus. */
+  private excess(s: number, limit: number, totalDemand: number): number {
+    const at = this.base + 1 + s * PER_SHARD;
+    const share = totalDemand === 0 ? 0 : (limit * this.cells[at + DEMAND]) / totalDemand;
+    return this.cells[at + HELD] - share;
   }
 
   /**

@@ -52,6 +52,12 @@ export class Pool {
   /** Counters since start. */
   serversOpened = 0;
   waitTimeouts = 0;
+  /** Demand samples (active + waiting) since the last tick, and their smoothed average (see budget.ts). */
+  private demandSum = 0;
+  private demandSamples = 0;
+  private demand = 0;
+  /** Coarse time of the last connection given up for another shard: at most one per tick. */
+  private lastDonation = 0;
 
   constructor(
     readonly host: PoolHost,
@@ -83,6 +89,8 @@ export class Pool {
 
   /** A client needs a server: hand it one now, or queue it. */
   acquire(client: PoolClient): void {
+    this.demandSum += this.active + this.waiting + 1;
+    this.demandSamples++;
     if (this.waiting === 0 && !this.paused) {
       const s = this.takeIdle();
       if (s !== null) {
@@ -98,10 +106,11 @@ export class Pool {
 
   /** Another shard asked for connections: close up to `count` idle ones (the least recently used first). */
   evictIdle(count: number): void {
-    while (count-- > 0 && this.idle.length > 0) {
+    while (count-- > 0 && this.idle.length > 0 && this.budget.surplus(this.user.poolSize) >= 1) {
       const s = this.idle.shift() as PoolServer;
       s.poolState = ServerPoolState.Closed;
       this.host.closeServer(s, 'closed for a waiting client of another worker');
+      this.publish();
     }
     this.publish();
   }
@@ -182,6 +191,11 @@ export class Pool {
 
   /** Coarse periodic work: wait timeouts, reserve pool, retries, idle and lifetime limits, min_pool_size. */
   tick(now: number, maintenance: boolean): void {
+    const current = this.active + this.waiting;
+    this.demand = (this.demand + (this.demandSamples > 0 ? this.demandSum / this.demandSamples : current)) / 2;
+    this.demandSum = 0;
+    this.demandSamples = 0;
+    this.budget.publishDemand(this.demand);
     const timeout = this.db.queryWaitTimeout;
     let head = this.waiters.peek();
     while (head !== undefined) {
@@ -269,7 +283,9 @@ export class Pool {
 
   /** A client is done with `s` and it is clean: it serves here, or is closed so a starved shard can open one. */
   private reuse(s: PoolServer): void {
-    if (this.budget.shards > 1 && this.budget.shouldDonate(this.user.poolSize)) {
+    const now = this.host.now;
+    if (this.budget.shards > 1 && now !== this.lastDonation && this.budget.shouldDonate(this.user.poolSize)) {
+      this.lastDonation = now;
       this.host.closeServer(s, 'closed for a waiting client of another worker');
       return;
     }

@@ -132,31 +132,23 @@ describe('worker shards', { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.deepEqual([...shards].sort(), [0, 1]);
   });
 
-  test('a shard whose clients wait gets a connection another shard holds idle', async () => {
-    // Fill the cap from clients on both shards, then leave only one shard's clients busy.
-    const tracked = [];
-    for (let i = 0; i < POOL_SIZE; i++) tracked.push(await connectTracked());
-    const holders = tracked.map((t) => t.c);
-    const placed = tracked.map((t) => t.shard);
-    await Promise.all(holders.map((c) => c.query('begin; select 1')));
-    await Promise.all(holders.map((c) => c.query('commit')));
-    // The cap's connections are now idle, spread over both shards. A burst from clients of one shard alone
-    // must be able to use all of them (those idle on the other shard are closed there and reopened here).
-    const keep = holders.filter((_, i) => placed[i] === 0);
-    await Promise.all(holders.filter((_, i) => placed[i] !== 0).map((c) => c.end()));
-    const extra: pg.Client[] = [];
-    while (keep.length + extra.length < POOL_SIZE) {
-      const { c, shard } = await connectTracked();
-      if (shard === 0) extra.push(c);
-      else await c.end();
-    }
-    const burst = [...keep, ...extra];
+  test('a shard whose clients wait gets the connections another shard holds idle', async () => {
+    // Fill the cap from clients on both shards, so both end up holding idle connections.
+    const all: { c: pg.Client; shard: number }[] = [];
+    for (let i = 0; i < POOL_SIZE; i++) all.push(await connectTracked());
+    await Promise.all(all.map((t) => t.c.query('begin; select 1')));
+    await Promise.all(all.map((t) => t.c.query('commit')));
+    assert.deepEqual([...new Set(all.map((t) => t.shard))].sort(), [0, 1]);
+    // More clients until shard 0 has POOL_SIZE of them (those on shard 1 stay connected and silent).
+    while (all.filter((t) => t.shard === 0).length < POOL_SIZE) all.push(await connectTracked());
+    const burst = all.filter((t) => t.shard === 0).map((t) => t.c);
+    // All of shard 0's clients in a transaction at once need the whole cap: shard 1 closes its idle ones.
     await Promise.all(burst.map((c) => c.query('begin')));
     const pids = await Promise.all(burst.map((c) => backendPid(c)));
     assert.equal(new Set(pids).size, POOL_SIZE, 'every client of shard 0 holds its own server connection');
     assert.ok((await backendsOfUser()) <= POOL_SIZE);
     await Promise.all(burst.map((c) => c.query('commit')));
-    await Promise.all(burst.map((c) => c.end()));
+    await Promise.all(all.map((t) => t.c.end()));
   });
 
   test('a cancel request reaches the query of a client on another shard', async () => {
