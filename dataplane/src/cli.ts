@@ -8,6 +8,10 @@ import { loadConfig, type LoadedConfig } from './config/load.js';
 import { generateConfig } from './config/generate.js';
 import { introspect } from './config/introspect.js';
 import { Doorman } from './doorman.js';
+import { DoormanHost } from './agent/doorman-host.js';
+import { AgentError } from './agent/errors.js';
+import { agentOptions, type AgentFlags } from './agent/options.js';
+import { runAgent } from './agent/run.js';
 import { createLogger, type LogLevel } from './log.js';
 import { VERSION } from './version.js';
 
@@ -64,11 +68,35 @@ const program = new Command()
   .name('doorman')
   .description('Doorman data plane: a PostgreSQL connection pooler (session and transaction pooling)')
   .version(VERSION)
-  .argument('[config]', 'YAML config file', 'doorman.yaml')
+  .argument('[config]', 'YAML config file (default doorman.yaml; none in agent mode)')
   .addOption(new Option('-l, --log-level <level>', 'log level (overrides general.log_level)').choices(LEVELS))
   .addOption(new Option('-F, --log-format <format>', 'log format (default: pretty on a terminal, JSON otherwise)').choices(['json', 'pretty']))
+  .option('--control-plane <host:port,...>', 'agent mode: take the config from these control-plane replicas instead of a file')
+  .option('--node-id <id>', 'agent mode: this node\'s id in the fleet')
+  .option('--labels <k=v,...>', 'agent mode: node labels (host, datacenter, cluster, ...)')
+  .option('--listen <host:port>', 'agent mode: listen here whatever general.host/port the control plane sends')
+  .option('--state-dir <dir>', 'agent mode: keep the last accepted config here and boot from it when no control plane answers')
+  .option('--ca <file>', 'agent mode: CA certificate of the control plane')
+  .option('--cert <file>', 'agent mode: this node\'s client certificate')
+  .option('--key <file>', 'agent mode: this node\'s client certificate key')
+  .option('--insecure', 'agent mode: plaintext to the control plane (local development only)')
+  .option('--initial-wait <duration>', 'agent mode: how long to wait for the control plane before using the last accepted config', '10s')
   .showHelpAfterError()
-  .action(async (configPath: string, opts: { logLevel?: LogLevel; logFormat?: 'json' | 'pretty' }) => {
+  .action(async (configArg: string | undefined, opts: { logLevel?: LogLevel; logFormat?: 'json' | 'pretty' } & Partial<AgentFlags>) => {
+    if (opts.controlPlane !== undefined) {
+      if (configArg !== undefined) fail(new Error('a config file and --control-plane exclude each other'), 'the command line');
+      let agentOpts;
+      try {
+        agentOpts = agentOptions(opts as AgentFlags);
+      } catch (err) {
+        if (err instanceof AgentError) fail(err, 'the command line');
+        throw err;
+      }
+      const log = createLogger(opts.logLevel ?? 'info', opts.logFormat ?? null);
+      await runAgent(agentOpts, log, (controls) => new DoormanHost(log, controls, opts));
+      return;
+    }
+    const configPath = configArg ?? 'doorman.yaml';
     const { loaded, warnings } = loadOrExit(configPath);
     const g = loaded.config.general;
     const log = createLogger(opts.logLevel ?? g.logLevel, opts.logFormat ?? g.logFormat);
