@@ -13,6 +13,8 @@ import { AgentError } from './agent/errors.js';
 import { agentOptions, type AgentFlags } from './agent/options.js';
 import { runAgent } from './agent/run.js';
 import { createLogger, type LogLevel } from './log.js';
+import { UPGRADE_ENV } from './upgrade/messages.js';
+import { notifySystemd, writePidFile } from './upgrade/process-files.js';
 import { VERSION } from './version.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
@@ -80,9 +82,11 @@ const program = new Command()
   .option('--cert <file>', 'agent mode: this node\'s client certificate')
   .option('--key <file>', 'agent mode: this node\'s client certificate key')
   .option('--insecure', 'agent mode: plaintext to the control plane (local development only)')
+  .option('--pid-file <file>', 'write the process id here (replaced atomically; a binary upgrade rewrites it)')
+  .addOption(new Option('--upgrade-binary <file>', 'what SIGUSR2 / UPGRADE starts (default: this same launcher, e.g. after a package update)').env('DOORMAN_UPGRADE_BINARY'))
   .option('--initial-wait <duration>', 'agent mode: how long to wait for the control plane before using the last accepted config', '10s')
   .showHelpAfterError()
-  .action(async (configArg: string | undefined, opts: { logLevel?: LogLevel; logFormat?: 'json' | 'pretty' } & Partial<AgentFlags>) => {
+  .action(async (configArg: string | undefined, opts: { logLevel?: LogLevel; logFormat?: 'json' | 'pretty'; pidFile?: string; upgradeBinary?: string } & Partial<AgentFlags>) => {
     if (opts.controlPlane !== undefined) {
       if (configArg !== undefined) fail(new Error('a config file and --control-plane exclude each other'), 'the command line');
       let agentOpts;
@@ -108,13 +112,25 @@ const program = new Command()
         log.error({ err: (err as Error).message }, 'reload failed; keeping the current configuration');
       }
     };
-    const doorman = new Doorman(loaded, log, { reload, shutdown: () => stop(true) }, opts);
+    const upgrade = (): void => {
+      const target = { binary: opts.upgradeBinary ?? process.argv[1], args: process.argv.slice(2), configPath };
+      log.info({ binary: target.binary }, 'upgrade: starting the new binary');
+      doorman.upgrade(target).then(
+        (pid) => log.info({ pid }, 'upgrade: handed over'),
+        (err: Error) => log.error({ err: err.message }, 'upgrade refused; still serving'),
+      );
+    };
+    const doorman = new Doorman(loaded, log, { reload, shutdown: () => stop(true), upgrade }, opts);
+    // Started by a binary upgrade: the listening socket comes from the old process.
+    const inherited = process.env[UPGRADE_ENV] === '1' && process.send !== undefined;
     try {
-      await doorman.listen();
+      await (inherited ? doorman.inherit() : doorman.listen());
     } catch (err) {
       log.fatal({ err: (err as Error).message }, 'cannot listen');
       process.exit(1);
     }
+    if (opts.pidFile !== undefined) writePidFile(opts.pidFile);
+    notifySystemd();
     const stop = (graceful: boolean): void => {
       void doorman.shutdown(graceful).then(() => {
         log.info('bye');
@@ -124,6 +140,7 @@ const program = new Command()
     process.on('SIGTERM', () => stop(true));
     process.on('SIGINT', () => stop(false));
     process.on('SIGHUP', reload);
+    process.on('SIGUSR2', upgrade);
   });
 
 program

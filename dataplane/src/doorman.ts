@@ -5,20 +5,27 @@
  * shards share is small: the per-pool server caps and client counts in shared memory (Atomics), and a few
  * messages relayed here (admin figures, PAUSE/RESUME, reload, cancel requests for another shard, shutdown).
  */
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { DoormanConfig } from '@doorman/proto';
 import type { Logger } from 'pino';
-import type { ShardSnapshot } from './admin/view.js';
+import { clientShard, FULL_DETAIL, mergeSnapshots, type ShardSnapshot, type SnapshotDetail } from './admin/view.js';
 import type { LoadedConfig } from './config/load.js';
 import { diffPools } from './config/pool-diff.js';
+import type { LogLevel } from './log.js';
+import { MetricsServer } from './metrics/server.js';
 import { slotStride } from './pool/budget.js';
+import type { MigratedClient, NewToOld, OldToNew } from './upgrade/messages.js';
+import { checkTarget, startNewProcess, type UpgradeTarget } from './upgrade/spawn.js';
 import { dupDescriptor } from './workers/fd.js';
-import { MAX_SHARDS, SHARD_BITS, type MainToShard, type ShardInit, type ShardToMain, type SlotTable } from './workers/messages.js';
+import { MAX_SHARDS, ownerShard, type MainToShard, type ShardInit, type ShardToMain, type SlotTable } from './workers/messages.js';
 
 /** Pools (database, user) the shared budget memory has room for over the process's life. */
 const MAX_SLOTS = 4096;
+/** Bound on the new process's start-up during a binary upgrade. */
+const UPGRADE_READY_TIMEOUT_MS = 30_000;
 /** A shard that does not answer an admin snapshot request in this time is left out of the figures. */
 const SNAPSHOT_TIMEOUT_MS = 2000;
 
@@ -26,6 +33,8 @@ const SNAPSHOT_TIMEOUT_MS = 2000;
 export interface ProcessControls {
   reload(): void;
   shutdown(): void;
+  /** Binary upgrade (the console's UPGRADE); absent where the process cannot re-execute itself. */
+  upgrade?: () => void;
 }
 
 export interface DoormanOptions {
@@ -52,8 +61,18 @@ export class Doorman {
   private listener: net.Server | null = null;
   private shuttingDown = false;
   private stopped: Promise<void> | null = null;
+  /** The other process of a binary upgrade: the new one (seen from the old) or the old one (from the new). */
+  private peer: ChildProcess | NodeJS.Process | null = null;
+  private upgrading = false;
+  private shardsMigrated = 0;
+  private handoffs = 0;
+  private upgradeStarted = 0;
+  private clientsMoved = 0;
+  private oldFinishing = false;
   private nextGather = 1;
   private readonly gathers = new Map<number, SnapshotGather>();
+  private metrics: MetricsServer | null = null;
+  private metricsAddr: net.AddressInfo | null = null;
 
   constructor(
     loaded: LoadedConfig,
@@ -76,7 +95,7 @@ export class Doorman {
     const g = this.config.general;
     const server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
     this.listener = server;
-    return new Promise((resolve, reject) => {
+    return new Promise<net.AddressInfo>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: g.host, port: g.port, backlog: 4096 }, () => {
         server.removeListener('error', reject);
@@ -84,7 +103,40 @@ export class Doorman {
         this.log.info({ host: addr.address, port: addr.port, workers: this.shards, pools: this.poolNames() }, 'listening');
         resolve(addr);
       });
+    }).then(async (addr) => {
+      await this.startMetrics();
+      return addr;
     });
+  }
+
+  /** The /metrics, /healthz, /readyz listener, when the config asks for one. */
+  async startMetrics(): Promise<void> {
+    const at = this.config.metrics.listen;
+    if (at === null || this.metrics !== null) return;
+    const m = new MetricsServer(
+      {
+        shards: this.shards,
+        listening: () => this.listener !== null && !this.shuttingDown,
+        clientTotal: () => this.clientTotal(),
+        poolFigures: async () => mergeSnapshots(await this.snapshots({ lists: false, prepared: false })),
+      },
+      this.log,
+    );
+    this.metricsAddr = await m.listen(at.host, at.port);
+    this.metrics = m;
+    this.log.info({ host: this.metricsAddr.address, port: this.metricsAddr.port }, 'metrics listening');
+  }
+
+  /** Where /metrics is served; null without a metrics listener. */
+  get metricsAddress(): net.AddressInfo | null {
+    return this.metricsAddr;
+  }
+
+  /** SET log_level from the console: this thread and every shard. */
+  setLogLevel(level: LogLevel): void {
+    this.log.level = level;
+    this.broadcast({ t: 'control', control: { op: 'log_level', level } });
+    this.log.info({ level }, 'log level changed');
   }
 
   private startShard(index: number): Promise<void> {
@@ -163,7 +215,7 @@ export class Doorman {
   private onShardMessage(from: number, m: ShardToMain): void {
     switch (m.t) {
       case 'snapshots':
-        void this.snapshots().then((snaps) => this.post(from, { t: 'snapshots', id: m.id, snaps }));
+        void this.snapshots(m.detail).then((snaps) => this.post(from, { t: 'snapshots', id: m.id, snaps }));
         return;
       case 'snapshot': {
         const g = this.gathers.get(m.id);
@@ -172,16 +224,30 @@ export class Doorman {
         if (--g.left === 0) this.finishGather(m.id);
         return;
       }
-      case 'control':
-        if (m.op === 'reload') this.controls.reload();
-        else if (m.op === 'shutdown') this.controls.shutdown();
-        else this.broadcast({ t: 'control', op: m.op, database: m.database });
-        return;
-      case 'cancel': {
-        const owner = m.processId & ((1 << SHARD_BITS) - 1);
-        if (owner < this.shards) this.post(owner, { t: 'cancel', processId: m.processId, secretKey: m.secretKey });
+      case 'control': {
+        const c = m.control;
+        if (c.op === 'reload') this.controls.reload();
+        else if (c.op === 'shutdown') this.controls.shutdown();
+        else if (c.op === 'upgrade') {
+          if (this.controls.upgrade !== undefined) this.controls.upgrade();
+          else this.log.warn('UPGRADE: a binary upgrade is not available in agent mode');
+        }
+        else if (c.op === 'log_level') this.setLogLevel(c.level);
+        else if (c.op === 'kill_client') this.post(clientShard(c.id) % this.shards, { t: 'control', control: c });
+        else this.broadcast({ t: 'control', control: c });
         return;
       }
+      case 'cancel':
+        if (m.shard >= 0) this.post(m.shard, { t: 'cancel', processId: m.processId, secretKey: m.secretKey, final: false });
+        else this.peer?.send?.({ t: 'cancel', processId: m.processId, secretKey: m.secretKey } satisfies OldToNew | NewToOld);
+        return;
+      case 'migrated':
+        this.handToNewProcess(m.fd, m.client);
+        return;
+      case 'migrationDone':
+        this.shardsMigrated++;
+        this.maybeFinishOld(false);
+        return;
       case 'exited':
       case 'ready':
         return;
@@ -200,11 +266,11 @@ export class Doorman {
   }
 
   /** Every shard's admin snapshot, in shard order. */
-  snapshots(): Promise<ShardSnapshot[]> {
+  snapshots(detail: SnapshotDetail = FULL_DETAIL): Promise<ShardSnapshot[]> {
     const id = this.nextGather++;
     return new Promise((resolve) => {
       this.gathers.set(id, { snaps: new Array(this.shards), left: this.shards, done: resolve });
-      this.broadcast({ t: 'snapshot', id });
+      this.broadcast({ t: 'snapshot', id, detail });
       setTimeout(() => this.finishGather(id), SNAPSHOT_TIMEOUT_MS).unref();
     });
   }
@@ -214,6 +280,137 @@ export class Doorman {
     if (g === undefined) return;
     this.gathers.delete(id);
     g.done(g.snaps.filter((s) => s !== undefined));
+  }
+
+  // ---- binary upgrade ----
+
+  /**
+   * Old process: checks the new binary with the config, starts it, hands it the listening socket and, once
+   * it is ready, stops accepting and moves every idle client to it (clients in a transaction move when
+   * their transaction ends; session-mode and TLS clients stay until they leave or shutdown_timeout). The
+   * process ends when its last client is gone. Throws (and keeps serving) when the new binary fails.
+   */
+  async upgrade(target: UpgradeTarget): Promise<number> {
+    if (this.upgrading || this.shuttingDown || this.listener === null) throw new Error('an upgrade or a shutdown is already under way');
+    this.upgrading = true;
+    const listener = this.listener;
+    try {
+      checkTarget(target);
+      const child = await startNewProcess(target, UPGRADE_READY_TIMEOUT_MS, (c) => c.send({ t: 'listener' } satisfies OldToNew, listener));
+      this.peer = child;
+      this.upgradeStarted = Date.now();
+      child.on('message', (m: NewToOld) => {
+        if (m.t === 'cancel') this.post(ownerShard(m.processId, this.shards), { t: 'cancel', processId: m.processId, secretKey: m.secretKey, final: true });
+      });
+      child.on('exit', (code, signal) => this.log.error({ pid: child.pid, code, signal }, 'upgrade: the new process exited'));
+      listener.close();
+      this.listener = null;
+      // The new process binds the metrics address as soon as this one lets go of it.
+      const metrics = this.metrics;
+      this.metrics = null;
+      void metrics?.close();
+      this.log.info({ pid: child.pid }, 'upgrade: new process ready; moving clients');
+      this.broadcast({ t: 'migrate' });
+      setTimeout(() => this.maybeFinishOld(true), this.config.general.shutdownTimeout).unref();
+      return child.pid ?? 0;
+    } catch (err) {
+      this.upgrading = false;
+      throw err;
+    }
+  }
+
+  private handToNewProcess(fd: number, client: MigratedClient): void {
+    const child = this.peer as ChildProcess;
+    // Not reading: bytes the client sends from now on stay in the kernel until the new process reads them.
+    const socket = new net.Socket({ fd, readable: true, writable: true, pauseOnCreate: true } as net.SocketConstructorOpts);
+    this.handoffs++;
+    child.send({ t: 'client', client } satisfies OldToNew, socket, { keepOpen: false }, (err) => {
+      this.handoffs--;
+      if (err !== null) {
+        this.log.error({ err: err.message, user: client.user, database: client.database }, 'upgrade: a client could not be handed over');
+        socket.destroy();
+      } else {
+        this.clientsMoved++;
+      }
+      this.maybeFinishOld(false);
+    });
+  }
+
+  /** The old process ends once every shard is empty and every handed-over socket has left, or at the deadline. */
+  private maybeFinishOld(deadline: boolean): void {
+    if (this.oldFinishing) return;
+    if (!deadline && (this.shardsMigrated < this.shards || this.handoffs > 0)) return;
+    this.oldFinishing = true;
+    this.log.info(
+      { moved: this.clientsMoved, left: this.clientTotal(), ms: Date.now() - this.upgradeStarted, deadline },
+      'upgrade: old process exiting',
+    );
+    void this.shutdown(false).then(() => this.controls.shutdown());
+  }
+
+  /**
+   * New process: starts the shards, takes the listening socket from the old process and tells it when
+   * ready; clients then arrive over the IPC channel with their state.
+   */
+  async inherit(): Promise<net.AddressInfo> {
+    const parent = process;
+    if (parent.send === undefined) throw new Error('no IPC channel to the old process');
+    const listener = new Promise<net.Server>((resolve) => {
+      parent.on('message', (m: OldToNew, handle: unknown) => {
+        if (m.t === 'listener') resolve(handle as net.Server);
+        else if (m.t === 'client') this.adoptFromOld(handle as net.Socket, m.client);
+        else if (m.t === 'cancel') this.post(ownerShard(m.processId, this.shards), { t: 'cancel', processId: m.processId, secretKey: m.secretKey, final: true });
+      });
+    });
+    await Promise.all(Array.from({ length: this.shards }, (_, i) => this.startShard(i)));
+    const server = await listener;
+    // Set before the first connection event: accepted sockets must not start reading in this thread.
+    (server as unknown as { pauseOnConnect: boolean }).pauseOnConnect = true;
+    server.on('connection', (socket: net.Socket) => this.onConnection(socket));
+    this.listener = server;
+    this.peer = parent;
+    parent.on('disconnect', () => {
+      this.peer = null;
+      this.log.info('upgrade: the old process is gone');
+    });
+    const addr = server.address() as net.AddressInfo;
+    this.log.info({ host: addr.address, port: addr.port, workers: this.shards, pools: this.poolNames(), inherited: true }, 'listening');
+    parent.send({ t: 'ready', pid: process.pid } satisfies NewToOld);
+    void this.takeMetricsAddress();
+    return addr;
+  }
+
+  /** The old process closes its metrics listener once this one is ready: bind as soon as the address is free. */
+  private async takeMetricsAddress(): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        await this.startMetrics();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    this.log.error('upgrade: the metrics address stayed in use; no metrics listener');
+  }
+
+  private adoptFromOld(socket: net.Socket, client: MigratedClient): void {
+    socket.pause();
+    (socket as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
+    let fd: number;
+    try {
+      fd = dupDescriptor((socket as unknown as { _handle: { fd: number } })._handle.fd);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'upgrade: cannot take over a client');
+      socket.destroy();
+      return;
+    }
+    const unread = socket.read() as Buffer | null;
+    socket.destroy();
+    if (unread !== null) client.pending = Buffer.concat([client.pending, unread]);
+    const shard = ownerShard(client.processId, this.shards);
+    Atomics.add(this.clientCells, shard, 1);
+    this.post(shard, { t: 'adopt', fd, client });
   }
 
   // ---- config ----
@@ -249,12 +446,14 @@ export class Doorman {
     const g = this.config.general;
     const listenChanged = next.general.host !== g.host || next.general.port !== g.port;
     const workersChanged = next.general.workers !== g.workers;
+    const metricsChanged = JSON.stringify(next.metrics.listen) !== JSON.stringify(this.config.metrics.listen);
     const diff = diffPools(this.config, next);
-    this.config = { ...next, general: { ...next.general, host: g.host, port: g.port, workers: g.workers } };
+    this.config = { ...next, general: { ...next.general, host: g.host, port: g.port, workers: g.workers }, metrics: this.config.metrics };
     this.broadcast({ t: 'reload', config: this.config, slots: this.slotTable() });
     this.log.info(diff, 'configuration reloaded');
     if (listenChanged) this.log.warn('general.host/general.port changes need a restart; still listening on the old address');
     if (workersChanged) this.log.warn('general.workers changes need a restart');
+    if (metricsChanged) this.log.warn('metrics.listen changes need a restart; the metrics listener stays as it was');
   }
 
   // ---- shutdown ----
@@ -271,6 +470,9 @@ export class Doorman {
   private async stop(graceful: boolean): Promise<void> {
     this.shuttingDown = true;
     this.listener?.close();
+    const metrics = this.metrics;
+    this.metrics = null;
+    const metricsClosed = metrics?.close();
     const clients = this.clientTotal();
     const timeoutMs = graceful ? this.config.general.shutdownTimeout : 0;
     this.log.info({ graceful, clients, timeoutMs }, 'shutting down');
@@ -287,5 +489,6 @@ export class Doorman {
       ),
     );
     await Promise.all(this.workers.map((w) => w.terminate()));
+    await metricsClosed;
   }
 }

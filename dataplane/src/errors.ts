@@ -31,6 +31,13 @@ export const E = {
   serverGone: def('DM_SERVER_GONE', '08006', 'FATAL'),
   adminShutdown: def('DM_ADMIN_SHUTDOWN', '57P01', 'FATAL'),
   replicationUnsupported: def('DM_REPLICATION', '08P01', 'FATAL'),
+  databaseDisabled: def('DM_DATABASE_DISABLED', '55000', 'FATAL'),
+  adminKill: def('DM_ADMIN_KILL', '57P01', 'FATAL'),
+  // Admin console answers (the session stays open).
+  adminSyntax: def('DM_ADMIN_SYNTAX', '42601', 'ERROR'),
+  adminNoDatabase: def('DM_ADMIN_NO_DATABASE', '3D000', 'ERROR'),
+  adminNoClient: def('DM_ADMIN_NO_CLIENT', '42704', 'ERROR'),
+  adminBadValue: def('DM_ADMIN_BAD_VALUE', '22023', 'ERROR'),
 } as const;
 
 /** An error raised inside the data plane that should reach the client as an ErrorResponse. */

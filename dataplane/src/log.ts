@@ -1,7 +1,8 @@
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** JSON lines by default; human-readable when asked or when stdout is a terminal. */
 export function createLogger(level: LogLevel, format: 'json' | 'pretty' | null, fields: Record<string, unknown> = {}): Logger {

@@ -10,7 +10,17 @@ import { userFingerprint, type DoormanConfig, type GeneralConfig } from '@doorma
 import type { Logger } from 'pino';
 import type { HbaRule } from './auth/hba.js';
 import type { AdminView } from './admin/console.js';
-import { mergeSnapshots, SnapshotView, takeSnapshot, type AdminControls, type ShardSnapshot, type SnapshotSource } from './admin/view.js';
+import {
+  clientLocalId,
+  FULL_DETAIL,
+  mergeSnapshots,
+  SnapshotView,
+  takeSnapshot,
+  type AdminControls,
+  type ShardSnapshot,
+  type SnapshotDetail,
+  type SnapshotSource,
+} from './admin/view.js';
 import type { LoadedConfig } from './config/load.js';
 import type { ServerBudget } from './pool/budget.js';
 import { Pool } from './pool/pool.js';
@@ -20,7 +30,13 @@ import { ClientConnection, ClientState } from './session/client.js';
 import { userCredentials, type ClientCredentials, type UserCredentials } from './session/credentials.js';
 import type { SessionHost } from './session/host.js';
 import { ServerConnection } from './session/server.js';
-import { MAX_SHARDS, SHARD_BITS } from './workers/messages.js';
+import { errorResponse } from './protocol/backend.js';
+import type { MigratedClient } from './upgrade/messages.js';
+import { dupDescriptor } from './workers/fd.js';
+import { ownerShard, SHARD_BITS, type ShardControl } from './workers/messages.js';
+import { E } from './errors.js';
+import type { LogLevel } from './log.js';
+import { PoolStats } from './stats/pool-stats.js';
 
 const TICK_MS = 100;
 /** Pool maintenance (idle/lifetime limits, min_pool_size) runs every this many ticks. */
@@ -39,11 +55,15 @@ export interface ShardBus {
   /** One of this shard's clients is gone. */
   clientGone(): void;
   /** Every shard's snapshot, this one's included. */
-  snapshots(): Promise<ShardSnapshot[]>;
+  snapshots(detail: SnapshotDetail): Promise<ShardSnapshot[]>;
   /** The console's controls, for every shard. */
   readonly controls: AdminControls;
-  /** A CancelRequest for a client of shard `shard`. */
+  /** A CancelRequest for a client of shard `shard` (-1: of the other process of a binary upgrade). */
   forwardCancel(shard: number, processId: number, secretKey: number): void;
+  /** Binary upgrade: a client leaves for the new process (a duplicate of its socket's descriptor). */
+  migrate(fd: number, client: MigratedClient): void;
+  /** Binary upgrade: this shard has no client left. */
+  migrationDone(): void;
 }
 
 export class Shard implements SessionHost, PoolHost, SnapshotSource {
@@ -58,9 +78,15 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   readonly servers = new Set<ServerConnection>();
   /** pools.get(database).get(user) */
   private pools = new Map<string, Map<string, Pool>>();
+  /** Counters per `database\0user`: they outlive a Pool a reload replaces. */
+  private stats = new Map<string, PoolStats>();
+  /** Databases an admin DISABLEd. */
+  private disabled = new Set<string>();
   private creds = new Map<Pool, UserCredentials>();
   private cancelKeys = new Map<number, ClientConnection>();
   private nextProcessSeq = 1;
+  private migrating = false;
+  private migrationReported = false;
   private ticker: NodeJS.Timeout | null = null;
   private ticks = 0;
   private shutdownDeadline = 0;
@@ -97,6 +123,10 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
 
   get clientCount(): number {
     return this.bus.clientTotal();
+  }
+
+  get index(): number {
+    return this.bus.index;
   }
 
   // ---- SessionHost / PoolHost ----
@@ -137,23 +167,83 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     return out;
   }
 
-  snapshot(): ShardSnapshot {
-    return takeSnapshot(this);
+  allStats(): Iterable<PoolStats> {
+    return this.stats.values();
   }
 
-  async adminView(): Promise<AdminView> {
-    return new SnapshotView(this.config, mergeSnapshots(await this.bus.snapshots()), this.bus.controls);
+  snapshot(detail: SnapshotDetail): ShardSnapshot {
+    return takeSnapshot(this, detail);
   }
 
-  /** PAUSE / RESUME from any shard's console. */
-  control(op: 'pause' | 'resume', database: string | null): void {
-    for (const byUser of this.pools.values()) {
-      for (const p of byUser.values()) {
-        if (database !== null && p.db.name !== database) continue;
-        if (op === 'pause') p.paused = true;
-        else p.resume();
+  async adminView(query: string): Promise<AdminView> {
+    // Listing every prepared statement costs; only the command that shows them asks for it.
+    const detail: SnapshotDetail = { lists: true, prepared: /prepared_statements/i.test(query) };
+    const refresh = async (): Promise<ShardSnapshot> => mergeSnapshots(await this.bus.snapshots(FULL_DETAIL));
+    return new SnapshotView(this.config, mergeSnapshots(await this.bus.snapshots(detail)), this.bus.controls, refresh);
+  }
+
+  isDisabled(database: string): boolean {
+    return this.disabled.has(database);
+  }
+
+  /** A console control, from any shard's console. */
+  control(c: ShardControl): void {
+    switch (c.op) {
+      case 'pause':
+      case 'resume':
+      case 'reconnect':
+        for (const p of this.poolsOf(c.database)) {
+          if (c.op === 'pause') p.paused = true;
+          else if (c.op === 'resume') p.resume();
+          else p.reconnect();
+        }
+        return;
+      case 'disable':
+        this.disabled.add(c.database);
+        return;
+      case 'enable':
+        this.disabled.delete(c.database);
+        return;
+      case 'kill':
+        for (const cl of [...this.clients]) {
+          if (cl.database === c.database && cl.pool !== null) cl.fatal(E.adminKill, 'terminating connection due to administrator command');
+        }
+        for (const p of this.poolsOf(c.database)) p.closeAll();
+        this.log.info({ database: c.database }, 'KILL: clients and servers of the database closed');
+        return;
+      case 'kill_client': {
+        const local = clientLocalId(c.id);
+        for (const cl of this.clients) {
+          if (cl.id !== local) continue;
+          this.log.info({ client: cl.id, user: cl.user, database: cl.database }, 'KILL_CLIENT');
+          cl.fatal(E.adminKill, 'terminating connection due to administrator command');
+          return;
+        }
+        return;
       }
+      case 'log_level':
+        this.setLogLevel(c.level);
+        return;
     }
+  }
+
+  setLogLevel(level: LogLevel): void {
+    this.log.level = level;
+  }
+
+  /** The current pools of `database` (every pool for null). */
+  private poolsOf(database: string | null): Pool[] {
+    return this.allPools().filter((p) => database === null || p.db.name === database);
+  }
+
+  private statsFor(database: string, user: string): PoolStats {
+    const key = `${database}\0${user}`;
+    let st = this.stats.get(key);
+    if (st === undefined) {
+      st = new PoolStats(database, user, this.now);
+      this.stats.set(key, st);
+    }
+    return st;
   }
 
   /** Another shard's first server of pool (database, user) reported its startup parameters. */
@@ -184,6 +274,10 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     (s as ServerConnection).close(reason);
   }
 
+  closeServers(pool: Pool, reason: string): void {
+    for (const s of [...this.servers]) if (s.pool === pool) s.close(reason);
+  }
+
   registerCancelKey(c: ClientConnection): void {
     // Synthetic keys: a client never learns a real backend's pid, so it cannot cancel someone else's query.
     // The low bits name this shard, so a CancelRequest that lands on another shard can be routed here.
@@ -199,16 +293,76 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     this.cancelKeys.set(pid, c);
   }
 
-  cancel(processId: number, secretKey: number): void {
-    const owner = processId & (MAX_SHARDS - 1);
+  /**
+   * A CancelRequest. A key this shard does not hold goes to the shard its low bits name, or, when it is
+   * that shard's and unknown, to the other process of a binary upgrade (unless it came from there: `final`).
+   */
+  cancel(processId: number, secretKey: number, final = false): void {
+    const owner = ownerShard(processId, this.bus.shards);
     if (owner !== this.bus.index) {
-      if (owner < this.bus.shards) this.bus.forwardCancel(owner, processId, secretKey);
+      if (!final) this.bus.forwardCancel(owner, processId, secretKey);
       return;
     }
     const c = this.cancelKeys.get(processId);
-    if (c === undefined || c.secretKey !== secretKey) return;
+    if (c === undefined) {
+      if (!final) this.bus.forwardCancel(-1, processId, secretKey);
+      return;
+    }
+    if (c.secretKey !== secretKey) return;
     // Only a query in flight is cancelled; once the server is back in the pool the key no longer reaches it.
     if (c.server !== null && c.pending > 0) c.server.cancel();
+  }
+
+  // ---- binary upgrade ----
+
+  /** Clients move to the new process as they become idle; the shard reports when none is left. */
+  startMigration(): void {
+    if (this.migrating || this.shuttingDown) return;
+    this.migrating = true;
+    this.sweepMigrations();
+  }
+
+  private sweepMigrations(): void {
+    for (const c of this.clients) {
+      const m = c.detachForMigration();
+      if (m === null) continue;
+      let fd: number;
+      try {
+        fd = dupDescriptor((c.socket as unknown as { _handle: { fd: number } })._handle.fd);
+      } catch (err) {
+        this.log.error({ client: c.id, err: (err as Error).message }, 'cannot hand a client over to the new process');
+        c.socket.destroy();
+        this.clientClosed(c);
+        continue;
+      }
+      // Closes this descriptor only; the connection lives on in the duplicate. The client is Closed already,
+      // so its close handler does nothing.
+      c.socket.destroy();
+      this.clients.delete(c);
+      this.bus.clientGone();
+      if (this.cancelKeys.get(c.processId) === c) this.cancelKeys.delete(c.processId);
+      this.bus.migrate(fd, m);
+    }
+    if (this.clients.size === 0 && !this.migrationReported) {
+      this.migrationReported = true;
+      this.bus.migrationDone();
+    }
+  }
+
+  /** A client that moved in from the old process, with the socket descriptor the main thread received. */
+  adoptMigrated(fd: number, m: MigratedClient): void {
+    const socket = new net.Socket({ fd, readable: true, writable: true });
+    const pool = this.findPool(m.database, m.user);
+    if (!(pool instanceof Pool)) {
+      socket.end(errorResponse({ severity: 'FATAL', code: '57P01', message: `pool "${m.database}/${m.user}" is not configured after the upgrade` }));
+      this.bus.clientGone();
+      return;
+    }
+    const c = ClientConnection.migrated(socket, this, pool, m);
+    this.clients.add(c);
+    this.cancelKeys.set(c.processId, c);
+    this.log.info({ client: c.id, addr: c.remoteAddress, user: c.user, database: c.database }, 'client moved in');
+    c.replay(m.pending);
   }
 
   clientLoggedIn(c: ClientConnection): void {
@@ -235,7 +389,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     for (const db of Object.values(config.pools)) {
       const byUser = new Map<string, Pool>();
       for (const user of db.users) {
-        const pool = new Pool(this, db, user, this.bus.budget(db.name, user.username));
+        const pool = new Pool(this, db, user, this.bus.budget(db.name, user.username), this.statsFor(db.name, user.username));
         this.creds.set(pool, userCredentials(user));
         byUser.set(user.username, pool);
       }
@@ -267,7 +421,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
           pool = prev;
           kept++;
         } else {
-          pool = new Pool(this, db, user, this.bus.budget(db.name, user.username));
+          pool = new Pool(this, db, user, this.bus.budget(db.name, user.username), this.statsFor(db.name, user.username));
           if (prev !== undefined) {
             pool.paused = prev.paused;
             prev.successor = pool;
@@ -290,6 +444,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
       }
     }
     this.pools = fresh;
+    for (const [key, st] of this.stats) if (fresh.get(st.database)?.get(st.user) === undefined) this.stats.delete(key);
     this.config = next;
     this.general = { ...next.general, host: this.general.host, port: this.general.port };
     this.hba = loaded.hba;
@@ -304,6 +459,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     this.now = Date.now();
     const maintenance = ++this.ticks % MAINTENANCE_EVERY === 0;
     for (const byUser of this.pools.values()) for (const p of byUser.values()) p.tick(this.now, maintenance && !this.shuttingDown);
+    for (const st of this.stats.values()) st.tick(this.now);
     if (maintenance) {
       // Doorman's own queries (health check, parameter sync, reset) are short: one that hangs means a dead server.
       const bound = Math.max(this.general.connectTimeout, 1000);
@@ -312,6 +468,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
         if (c.state <= ClientState.Auth && this.now - c.startedAt > LOGIN_TIMEOUT_MS) c.close();
       }
     }
+    if (this.migrating) this.sweepMigrations();
     if (this.shuttingDown && this.now >= this.shutdownDeadline) this.forceClose();
   }
 

@@ -4,6 +4,7 @@ export type {
   DoormanConfig,
   GeneralConfig,
   LogFormat,
+  MetricsConfig,
   PoolConfig,
   PoolMode,
   ServerTlsMode,

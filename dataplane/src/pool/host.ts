@@ -10,4 +10,6 @@ export interface PoolHost {
   createServer(pool: Pool): PoolServer;
   /** Closes a server connection; its close reaches the pool through serverGone(). */
   closeServer(s: PoolServer, reason: string): void;
+  /** Closes every server connection of `pool` now, busy ones included. */
+  closeServers(pool: Pool, reason: string): void;
 }

@@ -19,6 +19,8 @@ export interface PoolServer {
   poolState: ServerPoolState;
   /** Counted in the pool's ServerBudget until the connection is gone. */
   holdsSlot: boolean;
+  /** The pool's generation when it was opened (see Pool.generation). */
+  generation: number;
   readonly createdAt: number;
   lastUsed: number;
   /** Reset flags left by the client's statements (see session/reset.ts). */
@@ -43,7 +45,10 @@ export interface PoolServer {
 }
 
 export interface PoolClient {
+  /** Coarse time (ms) it queued, for query_wait_timeout. */
   waitStart: number;
+  /** performance.now() when it queued, for wait-time statistics; 0 = it did not queue. */
+  waitedSince: number;
   readonly isWaiting: boolean;
   /** Parameters the client's session should have on whatever server runs its transaction. */
   readonly wanted: ParamMap;

@@ -15,6 +15,7 @@ import type { ParamMap } from '../session/params.js';
 import { applySync, forgetUnreported, syncQuery } from '../session/params.js';
 import { Dirty, resetStatements } from '../session/reset.js';
 import { StatementRegistry } from '../prepared/statements.js';
+import type { PoolStats } from '../stats/pool-stats.js';
 import type { ServerBudget } from './budget.js';
 import { Queue } from './queue.js';
 import type { PoolHost } from './host.js';
@@ -49,9 +50,11 @@ export class Pool {
   private readonly canonical = new Map<string, string>();
   private retryAt = 0;
   private retryDelay = 0;
-  /** Counters since start. */
-  serversOpened = 0;
-  waitTimeouts = 0;
+  /**
+   * Admin RECONNECT bumps it: a server from an older generation is closed instead of reused (see expired()).
+   * Servers carry the generation they were opened in.
+   */
+  generation = 0;
   /** Demand samples (active + waiting) since the last tick, and their smoothed average (see budget.ts). */
   private demandSum = 0;
   private demandSamples = 0;
@@ -64,9 +67,10 @@ export class Pool {
     public db: PoolConfig,
     public user: UserConfig,
     readonly budget: ServerBudget,
+    readonly stats: PoolStats,
   ) {
     this.name = `${db.name}/${user.username}`;
-    this.statements = new StatementRegistry(host.general.preparedStatementsCacheSize);
+    this.statements = new StatementRegistry(host.general.preparedStatementsCacheSize, stats);
   }
 
   get total(): number {
@@ -94,11 +98,14 @@ export class Pool {
     if (this.waiting === 0 && !this.paused) {
       const s = this.takeIdle();
       if (s !== null) {
+        client.waitedSince = 0;
         this.prepare(s, client);
         return;
       }
     }
     client.waitStart = this.host.now;
+    // The precise clock only for clients that really queue: the common path takes no reading.
+    client.waitedSince = performance.now();
     this.waiters.push(client);
     this.waiting++;
     this.grow();
@@ -109,6 +116,7 @@ export class Pool {
     while (count-- > 0 && this.idle.length > 0 && this.budget.surplus(this.user.poolSize) >= 1) {
       const s = this.idle.shift() as PoolServer;
       s.poolState = ServerPoolState.Closed;
+      this.stats.shardEvictions++;
       this.host.closeServer(s, 'closed for a waiting client of another worker');
       this.publish();
     }
@@ -204,7 +212,7 @@ export class Pool {
       } else if (timeout > 0 && now - head.waitStart >= timeout) {
         this.waiters.shift();
         this.waiting--;
-        this.waitTimeouts++;
+        this.stats.waitTimeouts++;
         const detail = this.lastServerError ? `last server error: ${this.lastServerError}` : undefined;
         head.failWait(
           E.queryWaitTimeout,
@@ -238,6 +246,40 @@ export class Pool {
     this.publish();
   }
 
+  /** Admin RECONNECT: idle servers close now, busy ones when they come back (their generation is old). */
+  reconnect(): void {
+    this.generation++;
+    for (const s of this.idle) {
+      s.poolState = ServerPoolState.Closed;
+      this.host.closeServer(s, 'RECONNECT');
+    }
+    this.idle = [];
+    this.grow();
+  }
+
+  /** Admin KILL: every server of the pool closes now, whatever it is doing. */
+  closeAll(): void {
+    this.generation++;
+    this.idle = [];
+    this.host.closeServers(this, 'KILL');
+    this.publish();
+  }
+
+  /** Servers that will not be reused (RECONNECT, a retired pool) and are still open. */
+  closeNeeded(s: PoolServer): boolean {
+    return this.retired || s.generation !== this.generation;
+  }
+
+  /** Clients have queued this long (ms, coarse clock); 0 when none wait. */
+  maxWait(now: number): number {
+    let head = this.waiters.peek();
+    while (head !== undefined && !head.isWaiting) {
+      this.waiters.shift();
+      head = this.waiters.peek();
+    }
+    return head === undefined ? 0 : now - head.waitStart;
+  }
+
   /** Closes idle servers now (reload of a changed pool, shutdown); busy ones close when returned. */
   retire(): void {
     this.retired = true;
@@ -267,6 +309,7 @@ export class Pool {
   }
 
   private expired(s: PoolServer): boolean {
+    if (s.generation !== this.generation) return true;
     const life = this.user.serverLifetime;
     return life > 0 && this.host.now - s.createdAt > life;
   }
@@ -286,6 +329,7 @@ export class Pool {
     const now = this.host.now;
     if (this.budget.shards > 1 && now !== this.lastDonation && this.budget.shouldDonate(this.user.poolSize)) {
       this.lastDonation = now;
+      this.stats.shardDonations++;
       this.host.closeServer(s, 'closed for a waiting client of another worker');
       return;
     }
@@ -308,8 +352,10 @@ export class Pool {
     this.publish();
   }
 
-  /** Health check (after a long idle) and parameter sync, then the client gets the server. */
-  private prepare(s: PoolServer, c: PoolClient): void {
+  /** Health check (after a long idle) and parameter sync, then the client gets the server; `retry` after a failed check (its wait was counted). */
+  private prepare(s: PoolServer, c: PoolClient, retry = false): void {
+    if (!retry) this.stats.wait(c.waitedSince === 0 ? 0 : (performance.now() - c.waitedSince) * 1000);
+    c.waitedSince = 0;
     this.enter(s, ServerPoolState.Active);
     c.reserve(s);
     const checkDelay = this.host.general.serverCheckDelay;
@@ -347,8 +393,9 @@ export class Pool {
     if (!c.isReserving(s)) return;
     c.unreserve();
     const next = this.paused ? null : this.takeIdle();
-    if (next !== null) return this.prepare(next, c);
+    if (next !== null) return this.prepare(next, c, true);
     c.waitStart = this.host.now;
+    c.waitedSince = performance.now();
     this.waiters.unshift(c);
     this.waiting++;
     this.grow();
@@ -388,8 +435,9 @@ export class Pool {
   private open(): void {
     const s = this.host.createServer(this);
     s.holdsSlot = true;
+    s.generation = this.generation;
     this.enter(s, ServerPoolState.Opening);
-    this.serversOpened++;
+    this.stats.serversOpened++;
     s.connect((err, fatalForClients) => {
       if (s.poolState !== ServerPoolState.Opening) return;
       if (err !== null) {
@@ -403,6 +451,7 @@ export class Pool {
       this.retryAt = 0;
       this.retryDelay = 0;
       this.lastServerError = null;
+      this.stats.serverLogins++;
       if (this.defaults === null) {
         this.defaults = { status: s.startupStatus };
         this.budget.shareDefaults(s.startupStatus);

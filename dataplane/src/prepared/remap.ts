@@ -95,6 +95,30 @@ export class StatementRemapper {
    */
   hold = false;
 
+  /**
+   * The client's statements as [client name (null = unnamed), query text and parameter types] for a binary
+   * upgrade: the new process maps them onto its own pool's statements. Only valid when nothing is in flight.
+   */
+  exportNames(): [string | null, Buffer][] {
+    const out: [string | null, Buffer][] = [];
+    const rest = (st: PreparedStatement): Buffer => st.parse.subarray(5 + Buffer.byteLength(st.name) + 1);
+    if (this.unnamed !== null) out.push([null, rest(this.unnamed)]);
+    for (const [name, st] of this.named) out.push([name, rest(st)]);
+    return out;
+  }
+
+  importNames(names: ReadonlyArray<readonly [string | null, Uint8Array]>): void {
+    for (const [name, rest] of names) {
+      const buf = Buffer.from(rest.buffer, rest.byteOffset, rest.byteLength);
+      this.setName(name, this.registry.lookup(buf, 0, buf.length));
+    }
+  }
+
+  /** Nothing sent to a server is still unanswered. */
+  get idle(): boolean {
+    return this.responses.length === 0 && !this.hold;
+  }
+
   /** The client's held messages may be translated now: every batch sent before them is answered. */
   get settled(): boolean {
     return this.responses.batches === 0;
@@ -215,7 +239,7 @@ export class StatementRemapper {
     this.setName(key, st);
     if (s.prepared.has(st)) {
       s.prepared.use(st);
-      this.registry.hits++;
+      this.registry.hit(st);
       if (s.txStatus === TxStatus.Failed || this.responses.batches > 0) {
         // Skipping the Parse is right only in a transaction that is not aborted, by now or by a batch still in
         // flight (PostgreSQL rejects a Parse there, unless it is ROLLBACK): so let the server answer it, as an
@@ -228,7 +252,7 @@ export class StatementRemapper {
     this.makeRoom(s, toServer, st);
     toServer.addWhole(st.parse);
     s.prepared.use(st);
-    this.registry.misses++;
+    this.registry.counters.preparedMisses++;
     change.server = true;
     this.push(Slot.Parse, change);
   }
@@ -282,7 +306,7 @@ export class StatementRemapper {
     if (!s.prepared.has(st)) {
       this.makeRoom(s, toServer, st);
       toServer.addWhole(st.parse);
-      this.registry.misses++;
+      this.registry.counters.preparedMisses++;
       this.push(Slot.SwallowParse, st);
     }
     s.prepared.use(st);
@@ -295,7 +319,7 @@ export class StatementRemapper {
       if (victim === null) return;
       s.prepared.delete(victim);
       toServer.addWhole(closeStatement(victim.name));
-      this.registry.evictions++;
+      this.registry.counters.preparedEvictions++;
       this.push(Slot.SwallowClose, victim);
     }
   }
@@ -348,7 +372,7 @@ export class StatementRemapper {
     if (this.named.size + found.length > this.limits.maxPerClient) return null;
     for (const [name, st] of found) {
       this.setName(name, st);
-      this.registry.hits++;
+      this.registry.hit(st);
       toClient.addWhole(PARSE_COMPLETE);
     }
     toClient.addWhole(inTransaction ? READY_IN_TX : READY_IDLE);

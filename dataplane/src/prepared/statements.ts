@@ -16,6 +16,23 @@ export interface PreparedStatement {
   readonly begin: string | null;
   /** 'COMMIT' or 'ROLLBACK' when it is a lone transaction end, else null. */
   readonly end: 'COMMIT' | 'ROLLBACK' | null;
+  /** Parses of it answered without preparing it again (SHOW PREPARED_STATEMENTS). */
+  hits: number;
+}
+
+/** The pool's prepared-statement counters (kept in its PoolStats, so they survive a reload). */
+export interface PreparedCounters {
+  preparedHits: number;
+  preparedMisses: number;
+  preparedEvictions: number;
+}
+
+/** One registered statement as SHOW PREPARED_STATEMENTS lists it. */
+export interface PreparedEntry {
+  name: string;
+  /** The query text, cut to `maxText` characters. */
+  text: string;
+  hits: number;
 }
 
 let nextStatement = 1;
@@ -23,11 +40,30 @@ let nextStatement = 1;
 /** One per pool. Entries dropped beyond the limit stay valid for whoever holds them; only reuse is lost. */
 export class StatementRegistry {
   private readonly byKey = new Map<string, PreparedStatement>();
-  hits = 0;
-  misses = 0;
-  evictions = 0;
 
-  constructor(public limit: number) {}
+  constructor(
+    public limit: number,
+    readonly counters: PreparedCounters = { preparedHits: 0, preparedMisses: 0, preparedEvictions: 0 },
+  ) {}
+
+  /** A Parse of `st` needed no preparing on the server. */
+  hit(st: PreparedStatement): void {
+    st.hits++;
+    this.counters.preparedHits++;
+  }
+
+  /** Every registered statement, most recently registered last. */
+  entries(maxText: number): PreparedEntry[] {
+    const out: PreparedEntry[] = [];
+    for (const st of this.byKey.values()) {
+      // The Parse is: code, length, name NUL, query text NUL, parameter types.
+      const textStart = 5 + Buffer.byteLength(st.name) + 1;
+      const nul = st.parse.indexOf(0, textStart);
+      const text = st.parse.toString('utf8', textStart, nul < 0 ? st.parse.length : nul);
+      out.push({ name: st.name, text: text.length > maxText ? `${text.slice(0, maxText - 3)}...` : text, hits: st.hits });
+    }
+    return out;
+  }
 
   get size(): number {
     return this.byKey.size;
@@ -54,6 +90,7 @@ export class StatementRegistry {
         validated: false,
         begin: paramless && beginTag(text) !== null ? text : null,
         end: paramless ? transactionEndTag(text) : null,
+        hits: 0,
       };
       if (this.byKey.size >= this.limit) this.byKey.delete(this.byKey.keys().next().value as string);
       this.byKey.set(key, st);

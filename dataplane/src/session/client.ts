@@ -42,6 +42,7 @@ import { Outbox } from './outbox.js';
 import { Dirty } from './reset.js';
 import type { ServerConnection } from './server.js';
 import { VERSION } from '../version.js';
+import type { MigratedClient } from '../upgrade/messages.js';
 
 export const enum ClientState {
   Startup,
@@ -95,6 +96,12 @@ export class ClientConnection implements PoolClient {
   /** Reset flags from the client's own messages (named Parse), merged into the server at check-in. */
   dirtyFromClient = 0;
   waitStart = 0;
+  waitedSince = 0;
+  /** performance.now() when the oldest unanswered query was sent (or reached a server), and when the transaction began. */
+  private queryStartedAt = 0;
+  private xactStartedAt = 0;
+  /** Session mode: a transaction is open on the server (a query ran since the last ReadyForQuery 'I'). */
+  private inXact = false;
   pausedForServer = false;
   private reserved: PoolServer | null = null;
   private queued: Buffer[] = [];
@@ -185,6 +192,7 @@ export class ClientConnection implements PoolClient {
   /** Relays the framed messages of `chunk`; runs of pass-through messages leave as single slices. */
   private relay(chunk: Buffer): void {
     if (this.adminConsole) return this.consoleFrames();
+    this.pool!.stats.received += chunk.length;
     if (this.state === ClientState.Idle && this.pool!.transactionMode && this.answerLocally(chunk)) return;
     this.relaying = true;
     try {
@@ -203,12 +211,12 @@ export class ClientConnection implements PoolClient {
       if (kind === FrameKind.Message) {
         switch (f.code) {
           case FrontendCode.Sync:
-            this.pending++;
+            if (this.pending++ === 0) this.queryStartedAt = performance.now();
             this.unsynced = false;
             break;
           case FrontendCode.Query:
           case FrontendCode.FunctionCall:
-            this.pending++;
+            if (this.pending++ === 0) this.queryStartedAt = performance.now();
             break;
           case FrontendCode.Parse:
             // Without remapping a named statement outlives the transaction on that server: DEALLOCATE ALL at check-in.
@@ -410,8 +418,31 @@ export class ClientConnection implements PoolClient {
     }
   }
 
-  private releaseServer(): void {
+  /**
+   * A ReadyForQuery reached this client: one query done. Pipelined queries are timed from the previous one's
+   * answer, so query time is time the server spent on this client, not time queued behind earlier queries.
+   */
+  queryDone(txStatus: number): void {
+    const t = performance.now();
+    const pool = this.pool!;
+    pool.stats.query((t - this.queryStartedAt) * 1000);
+    if (!pool.transactionMode) {
+      if (!this.inXact) {
+        this.inXact = true;
+        this.xactStartedAt = this.queryStartedAt;
+      }
+      if (txStatus === TxStatus.Idle) {
+        this.inXact = false;
+        pool.stats.xact((t - this.xactStartedAt) * 1000);
+      }
+    }
+    this.queryStartedAt = t;
+  }
+
+  /** Transaction mode: the transaction ends with the check-in (`counted` is false for a login-only attach). */
+  private releaseServer(counted = true): void {
     const s = this.server!;
+    if (counted) this.pool!.stats.xact((performance.now() - this.xactStartedAt) * 1000);
     this.server = null;
     s.client = null;
     this.state = ClientState.Idle;
@@ -455,6 +486,10 @@ export class ClientConnection implements PoolClient {
     this.state = ClientState.Active;
     this.server = s;
     s.client = this;
+    // Queries sent while waiting are timed from here: the wait is counted apart.
+    const t = performance.now();
+    this.xactStartedAt = t;
+    if (this.pending > 0) this.queryStartedAt = t;
     this.ensureRemapper();
     if (!this.pool!.transactionMode) s.sessionUsed = true;
     if (this.loginPending) {
@@ -484,7 +519,7 @@ export class ClientConnection implements PoolClient {
       if (!this.relaying) this.flushToServer();
     } else if (this.pending === 0 && !this.unsynced && this.pool!.transactionMode) {
       // Attached only to learn the server's parameters at login: give it straight back.
-      this.releaseServer();
+      this.releaseServer(false);
       return;
     }
     if (this.pausedForServer) this.resumeReading();
@@ -537,8 +572,14 @@ export class ClientConnection implements PoolClient {
   }
 
   failWithServerError(e: ErrorInfo): void {
+    this.logError('FATAL', e.code, null, e.message);
     this.sendError({ severity: 'FATAL', code: e.code, message: e.message, detail: e.fields.D, hint: e.fields.H });
     this.close();
+  }
+
+  /** Every error Doorman itself sends a client is logged once, with its SQLSTATE (never a secret: messages name users, not passwords). */
+  private logError(severity: string, sqlstate: string, code: string | null, message: string): void {
+    this.host.log.info({ client: this.id, addr: this.remoteAddress, user: this.user, database: this.database, severity, sqlstate, code }, message);
   }
 
   /** The attached server died. */
@@ -589,10 +630,11 @@ export class ClientConnection implements PoolClient {
         // The view gathers every shard's figures; later messages wait in the framer until it answers.
         const text = readQueryText(f.buf, f.start, f.end);
         this.consoleBusy = true;
-        void this.host.adminView().then((view) => {
+        void this.host.adminView(text).then(async (view) => {
+          let result = runAdminCommand(text, view);
+          if (result.kind === 'later') result = await result.result;
           this.consoleBusy = false;
           if (this.state === ClientState.Closed) return;
-          const result = runAdminCommand(text, view);
           this.socket.write(encodeAdminResult(result));
           if (result.kind === 'done' && result.after !== null) result.after();
           this.consoleFrames();
@@ -688,6 +730,9 @@ export class ClientConnection implements PoolClient {
     }
     const pool = this.host.findPool(this.database, this.user);
     if (pool === undefined) return this.fatal(E.noSuchDatabase, `database "${this.database}" does not exist`);
+    if (this.host.isDisabled(this.database)) {
+      return this.fatal(E.databaseDisabled, `database "${this.database}" is not currently accepting connections`, 'an administrator ran DISABLE; ENABLE lets clients in again');
+    }
     this.pool = pool;
     this.creds = pool === null ? null : this.host.credentials(pool).client;
     this.state = ClientState.Auth;
@@ -800,10 +845,70 @@ export class ClientConnection implements PoolClient {
     this.host.clientLoggedIn(this);
   }
 
+  // ---- binary upgrade ----
+
+  /**
+   * If this client can move to a new process now (logged in, transaction mode, no server, nothing in flight
+   * either way, no TLS), stops reading its socket and returns what travels with it; the caller hands the
+   * socket over. Bytes it sent that were not relayed yet (a queued query of a waiting client) travel along.
+   */
+  detachForMigration(): MigratedClient | null {
+    if (this.state !== ClientState.Idle && this.state !== ClientState.Waiting) return null;
+    const pool = this.pool;
+    if (pool === null || !pool.transactionMode || this.tls || this.adminConsole || this.loginPending || this.consoleBusy) return null;
+    if (this.server !== null || this.reserved !== null || this.deferredBegin !== null || this.held.length > 0 || this.heldStatus.length > 0) return null;
+    if (this.framer.inStream || !this.queuedWhole.every(Boolean) || (this.remapper !== null && !this.remapper.idle)) return null;
+    if (this.socket.writableLength > 0 || this.pausedForServer || this.parametersReset || this.resyncNeeded) return null;
+    const s = this.socket;
+    s.pause();
+    (s as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
+    const parts = [...this.queued, this.framer.takeRemainder()];
+    const unread = s.read() as Buffer | null;
+    if (unread !== null) parts.push(unread);
+    if (this.state === ClientState.Waiting) pool.cancelWait();
+    this.state = ClientState.Closed;
+    this.queued = [];
+    this.queuedWhole = [];
+    this.queuedBytes = 0;
+    return {
+      user: this.user,
+      database: this.database,
+      wanted: [...this.wanted],
+      sessionDefaults: [...this.sessionDefaults],
+      processId: this.processId,
+      secretKey: this.secretKey,
+      statements: this.remapper?.exportNames() ?? [],
+      pending: Buffer.concat(parts),
+    };
+  }
+
+  /** The new process's side of detachForMigration(): a logged-in client on a handed-over socket. */
+  static migrated(socket: net.Socket, host: SessionHost, pool: Pool, m: MigratedClient): ClientConnection {
+    const c = new ClientConnection(socket, host);
+    c.user = m.user;
+    c.database = m.database;
+    c.pool = pool;
+    c.wanted = new Map(m.wanted);
+    c.sessionDefaults = new Map(m.sessionDefaults);
+    c.processId = m.processId;
+    c.secretKey = m.secretKey;
+    c.framer.untyped = false;
+    c.state = ClientState.Idle;
+    c.ensureRemapper();
+    if (m.statements.length > 0) c.remapper?.importNames(m.statements);
+    return c;
+  }
+
+  /** Relays bytes the client sent before it moved, ahead of anything read from now on. */
+  replay(pending: Uint8Array): void {
+    if (pending.length > 0) this.onData(Buffer.from(pending.buffer, pending.byteOffset, pending.byteLength));
+  }
+
   // ---- closing ----
 
   fatal(def: ErrorDef, message: string, detail?: string): void {
     if (this.state === ClientState.Closed) return;
+    this.logError(def.severity, def.sqlstate, def.code, message);
     this.sendError({ severity: def.severity, code: def.sqlstate, message, detail });
     this.close();
   }

@@ -24,8 +24,10 @@ export interface SessionHost {
   /** The pool for (database, user): undefined user = database unknown; null = database known, user not. */
   findPool(database: string, user: string): Pool | null | undefined;
   credentials(pool: Pool): UserCredentials;
-  /** What clients of the admin console (databases `doorman`, `pgbouncer`) see and control, over every shard. */
-  adminView(): Promise<AdminView>;
+  /** What clients of the admin console (databases `doorman`, `pgbouncer`) see and control, over every shard; `query` is the command about to run. */
+  adminView(query: string): Promise<AdminView>;
+  /** Admin DISABLE: new logins to the database are refused. */
+  isDisabled(database: string): boolean;
   /** general.admin_password decoded; null when empty (then only an hba `trust` rule admits the admin). */
   adminCredentials(): ClientCredentials | null;
   /** Assigns a synthetic BackendKeyData and makes the client reachable by CancelRequest. */

@@ -42,6 +42,7 @@ export class ServerConnection implements PoolServer {
   state = ServerState.Connecting;
   poolState = ServerPoolState.Opening;
   holdsSlot = false;
+  generation = 0;
   socket: net.Socket;
   readonly framer: Framer;
   /** The client whose bytes flow to this server (attached). */
@@ -202,6 +203,7 @@ export class ServerConnection implements PoolServer {
         if (this.connectTimer !== null) clearTimeout(this.connectTimer);
         this.connectTimer = null;
         this.lastUsed = this.host.now;
+        this.host.log.info({ server: this.id, pool: this.pool.name, pid: this.processId, tls: this.tls }, 'server connected');
         done?.(null, false);
         return;
       }
@@ -269,6 +271,7 @@ export class ServerConnection implements PoolServer {
   private onData(chunk: Buffer): void {
     const f = this.framer;
     f.push(chunk);
+    if (this.client !== null) this.pool.stats.sent += chunk.length;
     if (this.state === ServerState.TlsNegotiation) return this.onTlsAnswer(chunk);
     let kind: FrameKind;
     while ((kind = f.next()) !== FrameKind.None) {
@@ -309,8 +312,14 @@ export class ServerConnection implements PoolServer {
         if (code === BackendCode.ReadyForQuery) client.parametersReset = false;
         const rm = client.remapper;
         if (rm !== null && !rm.onResponse(code, buf, start, f.end, this, client.toClient)) continue;
-        if (code === BackendCode.ReadyForQuery) client.pending--;
-        else if (code === BackendCode.CommandComplete) this.dirty = dirtyAfterCommand(this.dirty, buf, start, f.end);
+        if (code === BackendCode.ReadyForQuery) {
+          client.pending--;
+          client.queryDone(this.txStatus);
+        } else if (code === BackendCode.CommandComplete) {
+          this.dirty = dirtyAfterCommand(this.dirty, buf, start, f.end);
+        } else if (code === BackendCode.ErrorResponse) {
+          this.pool.stats.serverError(buf, start, f.end);
+        }
       } else if (f.first) {
         // A long DataRow begins: whatever Doorman owes the client before it goes first.
         if (client.heldStatusCount > 0) client.releaseParameterStatus(client.parametersReset);

@@ -3,7 +3,9 @@
  * socket travels as a file descriptor the receiver wraps in its own net.Socket.
  */
 import type { DoormanConfig } from '@doorman/proto';
-import type { ShardSnapshot } from '../admin/view.js';
+import type { ShardSnapshot, SnapshotDetail } from '../admin/view.js';
+import type { LogLevel } from '../log.js';
+import type { MigratedClient } from '../upgrade/messages.js';
 
 /** Pool slots in the shared budget memory: [`database\0user`, slot index]. */
 export type SlotTable = [string, number][];
@@ -23,25 +25,38 @@ export interface ShardInit {
   logFormat: 'json' | 'pretty' | null;
 }
 
-export type AdminOp = 'pause' | 'resume' | 'reload' | 'shutdown';
+/** A console control every shard applies (kill_client: only the client's shard). */
+export type ShardControl =
+  | { op: 'pause' | 'resume' | 'reconnect'; database: string | null }
+  | { op: 'disable' | 'enable' | 'kill'; database: string }
+  | { op: 'kill_client'; id: number }
+  | { op: 'log_level'; level: LogLevel };
+
+/** What a shard's console asks the main thread for: a shard control, or the process's reload / shutdown. */
+export type AdminControl = ShardControl | { op: 'reload' } | { op: 'shutdown' } | { op: 'upgrade' };
 
 export type MainToShard =
   | { t: 'socket'; fd: number }
   | { t: 'reload'; config: DoormanConfig; slots: SlotTable }
   | { t: 'shutdown'; graceful: boolean }
-  | { t: 'snapshot'; id: number }
+  | { t: 'snapshot'; id: number; detail: SnapshotDetail }
   | { t: 'snapshots'; id: number; snaps: ShardSnapshot[] }
-  | { t: 'control'; op: 'pause' | 'resume'; database: string | null }
-  | { t: 'cancel'; processId: number; secretKey: number };
+  | { t: 'control'; control: ShardControl }
+  /** `final`: it came from the other process of a binary upgrade; do not send it back there. */
+  | { t: 'cancel'; processId: number; secretKey: number; final: boolean }
+  | { t: 'migrate' }
+  | { t: 'adopt'; fd: number; client: MigratedClient };
 
 export type ShardToMain =
   | { t: 'ready' }
   | { t: 'snapshot'; id: number; snap: ShardSnapshot }
   /** An admin console client wants every shard's snapshot; the answer comes back as 'snapshots'. */
-  | { t: 'snapshots'; id: number }
-  | { t: 'control'; op: AdminOp; database: string | null }
-  /** A CancelRequest arrived at this shard for a client of another one. */
-  | { t: 'cancel'; processId: number; secretKey: number }
+  | { t: 'snapshots'; id: number; detail: SnapshotDetail }
+  | { t: 'control'; control: AdminControl }
+  /** A CancelRequest arrived at this shard for a client of another one (shard -1: of the other process). */
+  | { t: 'cancel'; shard: number; processId: number; secretKey: number }
+  | { t: 'migrated'; fd: number; client: MigratedClient }
+  | { t: 'migrationDone' }
   /** After 'shutdown': every connection of this shard is gone. */
   | { t: 'exited' };
 
@@ -54,3 +69,8 @@ export type BudgetMessage =
 /** Cancel keys carry their shard in the low bits, so any shard can route a CancelRequest. */
 export const SHARD_BITS = 6;
 export const MAX_SHARDS = 1 << SHARD_BITS;
+
+/** The shard that holds a cancel key (modulo, for keys of clients that moved in from a process with more shards). */
+export function ownerShard(processId: number, shards: number): number {
+  return (processId & (MAX_SHARDS - 1)) % shards;
+}

@@ -8,7 +8,7 @@ import { validateLoaded } from '../config/load.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { ServerBudget } from '../pool/budget.js';
 import { Shard, type ShardBus } from '../shard.js';
-import type { BudgetMessage, MainToShard, ShardInit, ShardToMain, SlotTable } from './messages.js';
+import type { AdminControl, BudgetMessage, MainToShard, ShardInit, ShardToMain, SlotTable } from './messages.js';
 
 const init = workerData as ShardInit;
 const port = parentPort!;
@@ -28,6 +28,7 @@ function setSlots(table: SlotTable): void {
 setSlots(init.slots);
 
 let nextRequest = 1;
+const control = (c: AdminControl): void => send({ t: 'control', control: c });
 const pendingSnapshots = new Map<number, (snaps: ShardSnapshot[]) => void>();
 
 const bus: ShardBus = {
@@ -57,21 +58,34 @@ const bus: ShardBus = {
   clientGone() {
     Atomics.sub(clientCells, init.index, 1);
   },
-  snapshots() {
+  snapshots(detail) {
     const id = nextRequest++;
     return new Promise((resolve) => {
       pendingSnapshots.set(id, resolve);
-      send({ t: 'snapshots', id });
+      send({ t: 'snapshots', id, detail });
     });
   },
   controls: {
-    pause: (database) => send({ t: 'control', op: 'pause', database }),
-    resume: (database) => send({ t: 'control', op: 'resume', database }),
-    reload: () => send({ t: 'control', op: 'reload', database: null }),
-    shutdown: () => send({ t: 'control', op: 'shutdown', database: null }),
+    pause: (database) => control({ op: 'pause', database }),
+    resume: (database) => control({ op: 'resume', database }),
+    reconnect: (database) => control({ op: 'reconnect', database }),
+    disable: (database) => control({ op: 'disable', database }),
+    enable: (database) => control({ op: 'enable', database }),
+    kill: (database) => control({ op: 'kill', database }),
+    killClient: (id) => control({ op: 'kill_client', id }),
+    setLogLevel: (level) => control({ op: 'log_level', level }),
+    reload: () => control({ op: 'reload' }),
+    shutdown: () => control({ op: 'shutdown' }),
+    upgrade: () => control({ op: 'upgrade' }),
   },
-  forwardCancel(_shard, processId, secretKey) {
-    send({ t: 'cancel', processId, secretKey });
+  forwardCancel(shard, processId, secretKey) {
+    send({ t: 'cancel', shard, processId, secretKey });
+  },
+  migrate(fd, client) {
+    send({ t: 'migrated', fd, client });
+  },
+  migrationDone() {
+    send({ t: 'migrationDone' });
   },
 };
 
@@ -100,16 +114,20 @@ port.on('message', (m: MainToShard) => {
     case 'socket':
       return shard.adopt(m.fd);
     case 'snapshot':
-      return send({ t: 'snapshot', id: m.id, snap: shard.snapshot() });
+      return send({ t: 'snapshot', id: m.id, snap: shard.snapshot(m.detail) });
     case 'snapshots': {
       const done = pendingSnapshots.get(m.id);
       pendingSnapshots.delete(m.id);
       return done?.(m.snaps);
     }
     case 'control':
-      return shard.control(m.op, m.database);
+      return shard.control(m.control);
     case 'cancel':
-      return shard.cancel(m.processId, m.secretKey);
+      return shard.cancel(m.processId, m.secretKey, m.final);
+    case 'migrate':
+      return shard.startMigration();
+    case 'adopt':
+      return shard.adoptMigrated(m.fd, m.client);
     case 'reload':
       setSlots(m.slots);
       try {

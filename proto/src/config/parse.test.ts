@@ -554,3 +554,12 @@ test('loadConfigFile resolves relative paths against the file directory and repo
       e.issues[0].message.startsWith(`cannot read "${missing}": ENOENT`),
   );
 });
+
+test('metrics.listen: host:port (IPv6 in brackets), absent means no listener', () => {
+  assert.deepEqual(parse('pools: {}\n').config.metrics, { listen: null });
+  assert.deepEqual(parse('metrics:\n  listen: "127.0.0.1:9127"\n').config.metrics, { listen: { host: '127.0.0.1', port: 9127 } });
+  assert.deepEqual(parse('metrics: { listen: "[::1]:0" }\n').config.metrics, { listen: { host: '::1', port: 0 } });
+  assert.deepEqual(issuesOf('metrics: { listen: "9127" }\n'), [['metrics.listen', 'must be "host:port" (port 0 to 65535), got "9127"']]);
+  assert.deepEqual(issuesOf('metrics: { listen: "h:70000" }\n'), [['metrics.listen', 'must be "host:port" (port 0 to 65535), got "h:70000"']]);
+  assert.deepEqual(issuesOf('metrics: { port: 1 }\n'), [['metrics.port', 'unknown field']]);
+});

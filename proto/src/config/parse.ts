@@ -11,6 +11,7 @@ import type {
   DoormanConfig,
   GeneralConfig,
   LogFormat,
+  MetricsConfig,
   PoolConfig,
   PoolMode,
   ServerTlsMode,
@@ -31,7 +32,8 @@ export interface ParseOptions {
 type YamlMap = Record<string, unknown>;
 
 // Keys each section understands. PgDoorman aliases sit beside their Doorman names.
-const TOP_KEYS = ['general', 'pools'] as const;
+const TOP_KEYS = ['general', 'metrics', 'pools'] as const;
+const METRICS_KEYS = ['listen'] as const;
 const GENERAL_KEYS = [
   'host', 'port', 'admin_username', 'admin_password', 'max_client_conn', 'max_connections', 'workers',
   'worker_threads', 'connect_timeout', 'query_wait_timeout', 'server_idle_timeout', 'idle_timeout',
@@ -636,6 +638,22 @@ function lineCol(text: string, offset: number): string {
   return `${line}:${col}`;
 }
 
+/** `metrics: { listen: "host:port" }`; an IPv6 host is written in brackets ("[::1]:9127"). */
+function parseMetrics(c: Collector, raw: unknown): MetricsConfig {
+  const path = 'metrics';
+  const m = section(c, raw, path, 'a map with a listen address');
+  checkKeys(c, m, path, METRICS_KEYS, []);
+  const listen = readString(c, m, path, 'listen', '');
+  if (listen === '') return { listen: null };
+  const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(listen);
+  const port = match === null ? -1 : Number(match[3]);
+  if (match === null || port > 65535) {
+    c.issue(keyPath(path, 'listen'), `must be "host:port" (port 0 to 65535), got ${JSON.stringify(listen)}`);
+    return { listen: null };
+  }
+  return { listen: { host: match[1] ?? match[2], port } };
+}
+
 /**
  * Parses and fully validates a Doorman (or PgDoorman-shaped) YAML config, filling in every default.
  * Throws ConfigError listing all issues; `source` names the text in messages (usually its file path).
@@ -662,9 +680,10 @@ export function parseConfig(text: string, source: string, opts: ParseOptions = {
   const top = section(c, root, '(root)', 'a map with general and pools sections');
   checkKeys(c, top, '', TOP_KEYS, TOP_IGNORED);
   const general = parseGeneral(c, top.general, env);
+  const metrics = parseMetrics(c, top.metrics);
   const pools = parsePools(c, top.pools, general);
   if (c.issues.length > 0) throw new ConfigError(c.issues);
-  return { general, pools };
+  return { general, metrics, pools };
 }
 
 /** Reads and parses a config file; relative paths inside it resolve against its directory. */

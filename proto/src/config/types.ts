@@ -92,8 +92,15 @@ export interface PoolConfig {
   users: UserConfig[];
 }
 
+/** The Prometheus / health HTTP listener. YAML: top-level `metrics: { listen: "127.0.0.1:9127" }`. */
+export interface MetricsConfig {
+  /** Where /metrics, /healthz and /readyz are served; null = no listener. */
+  listen: { host: string; port: number } | null;
+}
+
 export interface DoormanConfig {
   general: GeneralConfig;
+  metrics: MetricsConfig;
   /** Keyed by the database name clients ask for. */
   pools: Record<string, PoolConfig>;
 }
