@@ -5,6 +5,7 @@
 import type { PoolStats } from '@doorman/proto/api';
 import type { Logger } from 'pino';
 import { mergeSnapshots } from '../admin/view.js';
+import { quantile } from '../stats/histogram.js';
 import type { LoadedConfig } from '../config/load.js';
 import { Doorman, type DoormanOptions } from '../doorman.js';
 import { AgentError, A } from './errors.js';
@@ -43,24 +44,27 @@ export class DoormanHost implements AgentHost {
     if (this.doorman === null) return [];
     const merged = mergeSnapshots(await this.doorman.snapshots());
     this.servers = merged.servers.length;
-    return merged.pools.map((p) => ({
-      database: p.database,
-      user: p.user,
-      poolMode: p.poolMode,
-      clientsActive: p.clActive,
-      clientsWaiting: p.clWaiting,
-      serversActive: p.svActive,
-      serversIdle: p.svIdle,
-      serversOther: p.svLogin,
-      // Not counted by the data plane yet.
-      transactionsTotal: 0,
-      queriesTotal: 0,
-      bytesReceived: 0,
-      bytesSent: 0,
-      waitTimeUsTotal: 0,
-      transactionP99Ms: 0,
-      waitP99Ms: 0,
-    }));
+    const stats = new Map(merged.stats.map((st) => [`${st.database}\0${st.user}`, st]));
+    return merged.pools.map((p) => {
+      const st = stats.get(`${p.database}\0${p.user}`);
+      return {
+        database: p.database,
+        user: p.user,
+        poolMode: p.poolMode,
+        clientsActive: p.clActive,
+        clientsWaiting: p.clWaiting,
+        serversActive: p.svActive,
+        serversIdle: p.svIdle,
+        serversOther: p.svLogin,
+        transactionsTotal: st?.totals.xacts ?? 0,
+        queriesTotal: st?.totals.queries ?? 0,
+        bytesReceived: st?.totals.received ?? 0,
+        bytesSent: st?.totals.sent ?? 0,
+        waitTimeUsTotal: st?.totals.waitTime ?? 0,
+        transactionP99Ms: st === undefined ? 0 : quantile(st.xactHist, 0.99) / 1000,
+        waitP99Ms: st === undefined ? 0 : quantile(st.waitHist, 0.99) / 1000,
+      };
+    });
   }
 
   clientCount(): number {

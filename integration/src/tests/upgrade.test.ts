@@ -50,6 +50,7 @@ describe('binary upgrade', { timeout: SUITE_TIMEOUT_MS }, () => {
   }
 
   const url = (): string => d().connectionString(SCRAM_USER.user, SCRAM_USER.password);
+  const pidFile = (): string => path.join(dir, 'doorman.pid');
 
   function logs(msg: string): Record<string, unknown>[] {
     return d()
@@ -75,6 +76,7 @@ describe('binary upgrade', { timeout: SUITE_TIMEOUT_MS }, () => {
     const pid = logs('upgrade: handed over')[handed].pid as number;
     await eventually(async () => logs('upgrade: old process exiting').length, (n) => n > exits, 30_000, 'the old process finished');
     await eventually(async () => alive(old), (a) => !a, 10_000, `old process ${old} exited`);
+    assert.equal((await readFile(pidFile(), 'utf8')).trim(), String(pid), 'the pid file names the new process');
     current = pid;
     return { pid, exitMs: Date.now() - t0 };
   }
@@ -85,6 +87,7 @@ describe('binary upgrade', { timeout: SUITE_TIMEOUT_MS }, () => {
     cluster = await startPostgres();
     doorman = await startDoorman(
       doormanConfigFor(cluster, { users: [SCRAM_USER], poolSize: 10, general: { workers: 2, query_wait_timeout: '30s', shutdown_timeout: '20s' } }),
+      { env: { DOORMAN_PID_FILE: pidFile() } },
     );
     current = doorman.pid;
   });
