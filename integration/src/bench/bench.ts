@@ -3,6 +3,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT } from '../harness/index.js';
 import { renderChart } from './chart.js';
+import { cyclesProblems, renderCyclesReport } from './connect-cycles-report.js';
+import { runConnectCycles } from './connect-cycles.js';
 import { renderManyClientsReport } from './many-clients-report.js';
 import { runManyClients } from './many-clients.js';
 import { parseBenchOptions, USAGE, type BenchOptions } from './options.js';
@@ -11,7 +13,7 @@ import { runSuite } from './suite.js';
 
 /**
  * `npm run bench -- [options]`: Doorman against PgBouncer and PostgreSQL with
- * pgbench (or --many-clients), results in results/<timestamp>/. Every server
+ * pgbench (or --many-clients, or --connect-cycles), results in results/<timestamp>/. Every server
  * is stopped at the end; on Ctrl-C the harness's exit hook kills them.
  */
 
@@ -58,6 +60,19 @@ async function runMany(options: BenchOptions, command: string, outDir: string): 
   log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
 }
 
+/** Exit status 1 when any cycle failed, the run was aborted, or RSS did not stay flat. */
+async function runCycles(options: BenchOptions, command: string, outDir: string): Promise<number> {
+  const results = await runConnectCycles(options, command, log);
+  await writeFile(path.join(outDir, 'raw.json'), JSON.stringify({ connectCycles: results }, null, 2) + '\n');
+  const report = renderCyclesReport(results);
+  await writeFile(path.join(outDir, 'report.md'), report);
+  process.stdout.write(`\n${report}\n`);
+  log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
+  const problems = cyclesProblems(results);
+  for (const problem of problems) log(`PROBLEM: ${problem}`);
+  return problems.length > 0 ? 1 : 0;
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   let options: BenchOptions;
   try {
@@ -74,6 +89,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const outDir = path.join(REPO_ROOT, 'results', timestamp(new Date()));
   await mkdir(outDir, { recursive: true });
   log(`${command}\nwriting to ${outDir}`);
+  if (options.connectCycles !== null) return runCycles(options, command, outDir);
   if (options.manyClients) await runMany(options, command, outDir);
   else await runCells(options, command, outDir);
   return 0;

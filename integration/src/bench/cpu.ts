@@ -50,6 +50,12 @@ export async function readRss(pid: number): Promise<number | null> {
   return status === null ? null : parseVmRss(status);
 }
 
+/** Open descriptors of `pid` (threads share one table); null when /proc/<pid>/fd cannot be read. */
+export async function readOpenFds(pid: number): Promise<number | null> {
+  const entries = await readdir(`/proc/${pid}/fd`).catch(() => null);
+  return entries === null ? null : entries.length;
+}
+
 export interface CpuSample {
   /** Wall clock, microseconds since the Unix epoch (comparable with pgbench log times). */
   atUs: number;

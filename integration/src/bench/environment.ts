@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PG_BIN, PGBOUNCER_BIN, REPO_ROOT, run, type PgCluster } from '../harness/index.js';
+import { DOORMAN_CLI, PG_BIN, PGBOUNCER_BIN, REPO_ROOT, run, type PgCluster } from '../harness/index.js';
 import { readOpenFilesLimit } from './fd-limit.js';
 
 /** Versions and machine facts recorded with every result. */
@@ -12,7 +12,9 @@ async function firstLine(command: string, args: readonly string[]): Promise<stri
   return line || `unknown (exit ${String(result.code)})`;
 }
 
+/** The build measured: this checkout's, or another one named by DOORMAN_CLI (e.g. a snapshot of a commit). */
 async function doormanVersion(): Promise<string> {
+  if (process.env.DOORMAN_CLI) return `DOORMAN_CLI=${DOORMAN_CLI}`;
   const pkg = JSON.parse(await readFile(path.join(REPO_ROOT, 'dataplane', 'package.json'), 'utf8')) as { version?: string };
   const commit = await run('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { timeoutMs: 10_000 });
   const dirty = await run('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'dataplane', 'proto'], { timeoutMs: 10_000 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { perClientKiB, renderManyClientsReport, renderManyClientsTable, type ManyClientsRun } from './many-clients-report.js';
+import { perClientKiB, renderManyClientsReport, renderManyClientsTable, tailRatio, type ManyClientsRun } from './many-clients-report.js';
 
 const MiB = 1024 * 1024;
 
@@ -38,6 +38,12 @@ test('perClientKiB is the RSS growth per connected client', () => {
   assert.equal(perClientKiB(manyRun('doorman', { rssBeforeBytes: null })), '–');
 });
 
+test('tailRatio is p99 over p50, a dash without both', () => {
+  assert.equal(tailRatio(manyRun('doorman', { p50Ms: 0.4, p99Ms: 0.5 })), '1.25');
+  assert.equal(tailRatio(manyRun('doorman', { p50Ms: null })), '–');
+  assert.equal(tailRatio(manyRun('doorman', { p99Ms: null })), '–');
+});
+
 test('the table has one column per pooler and the first error', () => {
   const lines = renderManyClientsTable([
     manyRun('doorman', {}),
@@ -49,10 +55,11 @@ test('the table has one column per pooler and the first error', () => {
   assert.equal(lines[5], '| time to connect all, s | 12.3 | 12.3 |');
   assert.equal(lines[8], '| RSS per client, KiB | 10.2 | 10.3 |');
   assert.equal(lines[15], '| trickle p99 ms | 3.00 | 3.00 |');
-  assert.equal(lines[18], '| pooler µs CPU per trickle query | 55.5 | 55.5 |');
-  assert.equal(lines[19], '| pooler CPU % of a core during trickle | 1.2 | 1.2 |');
-  assert.equal(lines[20], '| first error | – | sorry, too many clients already |');
-  assert.equal(lines.length, 21);
+  assert.equal(lines[16], '| trickle p99/p50 | 6.00 | 6.00 |');
+  assert.equal(lines[19], '| pooler µs CPU per trickle query | 55.5 | 55.5 |');
+  assert.equal(lines[20], '| pooler CPU % of a core during trickle | 1.2 | 1.2 |');
+  assert.equal(lines[21], '| first error | – | sorry, too many clients already |');
+  assert.equal(lines.length, 22);
 });
 
 test('the report names the command and the connection count', () => {

@@ -1,4 +1,4 @@
-import { escapeCell, formatMicros, formatMiB, formatMs } from './report.js';
+import { escapeCell, formatMicros, formatMiB, formatMs, formatRatio } from './report.js';
 import { TARGET_LABELS } from './types.js';
 
 /** --many-clients results and their markdown. */
@@ -51,6 +51,11 @@ export function perClientKiB(run: ManyClientsRun): string {
   return ((run.rssConnectedBytes - run.rssBeforeBytes) / run.connected / 1024).toFixed(1);
 }
 
+/** Tail over median of the trickle latency, two decimals; a dash unless both were measured. */
+export function tailRatio(run: ManyClientsRun): string {
+  return formatRatio(run.p99Ms, run.p50Ms);
+}
+
 export function renderManyClientsTable(runs: readonly ManyClientsRun[]): string {
   const rows: [string, (r: ManyClientsRun) => string][] = [
     ['connections requested', (r) => String(r.requested)],
@@ -67,6 +72,7 @@ export function renderManyClientsTable(runs: readonly ManyClientsRun[]): string 
     ['query failures', (r) => String(r.queryFailures)],
     ['trickle p50 ms', (r) => formatMs(r.p50Ms)],
     ['trickle p99 ms', (r) => formatMs(r.p99Ms)],
+    ['trickle p99/p50', tailRatio],
     ['trickle max ms', (r) => formatMs(r.maxMs)],
     ['connections dropped while held', (r) => String(r.dropped)],
     ['pooler µs CPU per trickle query', (r) => formatMicros(r.cpuUsPerQuery)],

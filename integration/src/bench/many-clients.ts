@@ -202,7 +202,12 @@ export async function runManyClients(options: BenchOptions, command: string, log
     log('starting PostgreSQL');
     const pgCluster = await startBenchPostgres();
     stops.add('PostgreSQL', () => pgCluster.stop());
-    const settings: PoolerSettings = { user: MD5_USER, auth: 'md5', maxClientConn: options.connections + 100 };
+    const settings: PoolerSettings = {
+      user: MD5_USER,
+      auth: 'md5',
+      maxClientConn: options.connections + 100,
+      ...(options.workers === null ? {} : { workers: options.workers }),
+    };
     const ticks = await ticksPerSecond();
     const results: ManyClientsResults = {
       startedAt: new Date().toISOString(),

@@ -10,6 +10,9 @@ test('defaults: every cell, 15 s, all targets', () => {
     targets: ['doorman', 'pgbouncer', 'direct'],
     manyClients: false,
     connections: 10_000,
+    connectCycles: null,
+    cyclesPeer: false,
+    workers: null,
     help: false,
   });
 });
@@ -27,6 +30,8 @@ test('--cells, --targets (kept in canonical order) and --connections', () => {
   assert.deepEqual(options.targets, ['doorman', 'direct']);
   assert.equal(options.connections, 500);
   assert.equal(options.manyClients, true);
+  assert.equal(parseBenchOptions(['--workers', '1']).workers, 1);
+  assert.throws(() => parseBenchOptions(['--workers', '0']), /--workers must be a positive integer, got "0"/);
 });
 
 test('bad values are refused with a message', () => {
@@ -36,4 +41,15 @@ test('bad values are refused with a message', () => {
   assert.throws(() => parseBenchOptions(['--targets', ',']), /empty list/);
   assert.throws(() => parseBenchOptions(['--bogus']), /Unknown option '--bogus'/);
   assert.throws(() => parseBenchOptions(['extra']), /positional/);
+});
+
+test('--connect-cycles takes an optional count; --cycles-peer needs it', () => {
+  assert.equal(parseBenchOptions(['--connect-cycles']).connectCycles, 100_000);
+  assert.equal(parseBenchOptions(['--connect-cycles', '--cycles-peer']).connectCycles, 100_000);
+  assert.equal(parseBenchOptions(['--connect-cycles', '--cycles-peer']).cyclesPeer, true);
+  assert.equal(parseBenchOptions(['--connect-cycles', '2500']).connectCycles, 2500);
+  assert.equal(parseBenchOptions(['--connect-cycles=300']).connectCycles, 300);
+  assert.throws(() => parseBenchOptions(['--connect-cycles', 'many']), /--connect-cycles must be a positive integer, got "many"/);
+  assert.throws(() => parseBenchOptions(['--cycles-peer']), /--cycles-peer only applies to --connect-cycles/);
+  assert.throws(() => parseBenchOptions(['--connect-cycles', '--many-clients']), /separate runs/);
 });

@@ -11,8 +11,16 @@ export interface BenchOptions {
   manyClients: boolean;
   /** Connections held open in --many-clients. */
   connections: number;
+  /** --connect-cycles N: connect/disconnect cycles through Doorman; null when not asked for. */
+  connectCycles: number | null;
+  /** --cycles-peer: run the cycles against PgBouncer too. */
+  cyclesPeer: boolean;
+  /** Doorman's general.workers; null leaves it unset (one shard per core). */
+  workers: number | null;
   help: boolean;
 }
+
+export const DEFAULT_CONNECT_CYCLES = 100_000;
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -23,6 +31,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --targets LIST       subset of doorman,pgbouncer,direct (default all)
   --many-clients       hold ${10_000} connections open and time a trickle of queries
   --connections N      connections for --many-clients (default 10000)
+  --connect-cycles [N] N connect/disconnect cycles (default ${DEFAULT_CONNECT_CYCLES}) through Doorman with an
+                       hba trust rule, sampling its RSS and open descriptors (a leak check)
+  --cycles-peer        with --connect-cycles: run the same cycles against PgBouncer too
+  --workers N          Doorman worker shards (default: unset, one per core)
   -h, --help           this text
 
 Results go to results/<timestamp>/ (report.md, chart.svg, raw.json).`;
@@ -45,10 +57,25 @@ function targetList(text: string | undefined): TargetName[] {
   return TARGETS.filter((t) => names.includes(t));
 }
 
+/**
+ * `--connect-cycles` takes an optional count, which parseArgs cannot express: a bare flag (last, or
+ * followed by another option) gets the default written in.
+ */
+function withCycleDefault(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    out.push(arg);
+    const next = argv[i + 1];
+    if (arg === '--connect-cycles' && (next === undefined || next.startsWith('-'))) out.push(String(DEFAULT_CONNECT_CYCLES));
+  }
+  return out;
+}
+
 /** Parses the bench CLI arguments (without node and the script). Throws with a message on bad input. */
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const { values } = parseArgs({
-    args: [...argv],
+    args: withCycleDefault(argv),
     options: {
       quick: { type: 'boolean', default: false },
       duration: { type: 'string' },
@@ -56,12 +83,19 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       targets: { type: 'string' },
       'many-clients': { type: 'boolean', default: false },
       connections: { type: 'string' },
+      'connect-cycles': { type: 'string' },
+      'cycles-peer': { type: 'boolean', default: false },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
     allowPositionals: false,
   });
   const manyClients = values['many-clients'] === true;
+  const cycles = values['connect-cycles'];
+  const cyclesPeer = values['cycles-peer'] === true;
+  if (cycles !== undefined && manyClients) throw new Error('--connect-cycles and --many-clients are separate runs; pick one');
+  if (cyclesPeer && cycles === undefined) throw new Error('--cycles-peer only applies to --connect-cycles');
   const quick = values.quick === true;
   const defaultDuration = manyClients ? 20 : quick ? 5 : 15;
   return {
@@ -71,6 +105,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     targets: targetList(values.targets),
     manyClients,
     connections: positiveInteger('connections', values.connections, 10_000),
+    connectCycles: cycles === undefined ? null : positiveInteger('connect-cycles', cycles, DEFAULT_CONNECT_CYCLES),
+    cyclesPeer,
+    workers: values.workers === undefined ? null : positiveInteger('workers', values.workers, 0),
     help: values.help === true,
   };
 }

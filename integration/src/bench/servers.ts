@@ -24,7 +24,8 @@ export const PGBENCH_SCALE = 10;
 /** PgBouncer's default; Doorman's is shorter, and a 2000-client queue must not time out on only one of them. */
 const QUERY_WAIT_TIMEOUT_SECONDS = 120;
 
-export type ClientAuth = 'scram-sha-256' | 'md5';
+/** trust: connect/disconnect cycles, where a password exchange would be most of the cost measured. */
+export type ClientAuth = 'scram-sha-256' | 'md5' | 'trust';
 
 export interface PoolerSettings {
   user: Credentials;
@@ -32,6 +33,8 @@ export interface PoolerSettings {
   maxClientConn: number;
   /** Client TLS is offered (not required) with these. */
   certs?: TestCerts;
+  /** Doorman's general.workers; absent: one shard per core. */
+  workers?: number;
 }
 
 /** PostgreSQL with TLS on (for the direct TLS cell), fsync off, room for direct runs at 100 clients. */
@@ -59,7 +62,8 @@ export function startBenchDoorman(pg: PgCluster, settings: PoolerSettings): Prom
     users: [settings.user],
     poolMode: 'transaction',
     poolSize: POOL_SIZE,
-    hba: `host all all 127.0.0.1/32 ${settings.auth}\n`,
+    // trust is for the one bench user only, so nothing else gets in without a password.
+    hba: `host all ${settings.auth === 'trust' ? settings.user.user : 'all'} 127.0.0.1/32 ${settings.auth}\n`,
     general: {
       max_client_conn: settings.maxClientConn,
       query_wait_timeout: `${QUERY_WAIT_TIMEOUT_SECONDS}s`,
@@ -67,6 +71,7 @@ export function startBenchDoorman(pg: PgCluster, settings: PoolerSettings): Prom
       server_tls_mode: 'disable',
       // PgBouncer logs no per-connection lines here (log_connections=0); Doorman logs them at info.
       log_level: 'warn',
+      ...(settings.workers === undefined ? {} : { workers: settings.workers }),
       ...(settings.certs
         ? { tls_mode: 'allow', tls_certificate: settings.certs.serverCert, tls_private_key: settings.certs.serverKey }
         : {}),
@@ -102,7 +107,7 @@ export function describePoolers(settings: PoolerSettings): string[] {
   const tls = settings.certs ? '; client TLS offered with the harness test certificate' : '';
   return [
     `PgBouncer: pool_mode=transaction, default_pool_size=${POOL_SIZE}, auth_type=${settings.auth} (userlist), max_client_conn=${settings.maxClientConn}, query_wait_timeout=${QUERY_WAIT_TIMEOUT_SECONDS}, server_tls_sslmode=disable${tls}`,
-    `Doorman: pool_mode=transaction, pool_size=${POOL_SIZE}, pg_hba ${settings.auth}, max_client_conn=${settings.maxClientConn}, query_wait_timeout=${QUERY_WAIT_TIMEOUT_SECONDS}s, server_tls_mode=disable, log_level=warn${tls}`,
+    `Doorman: pool_mode=transaction, pool_size=${POOL_SIZE}, pg_hba ${settings.auth}${settings.auth === 'trust' ? ` (for ${settings.user.user} only)` : ''}, workers=${settings.workers ?? 'default (one per core)'}, max_client_conn=${settings.maxClientConn}, query_wait_timeout=${QUERY_WAIT_TIMEOUT_SECONDS}s, server_tls_mode=disable, log_level=warn${tls}`,
   ];
 }
 

@@ -73,6 +73,7 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
       user: SCRAM_USER,
       auth: 'scram-sha-256',
       maxClientConn: Math.max(1000, ...cells.map((c) => c.clients + 100)),
+      ...(options.workers === null ? {} : { workers: options.workers }),
       ...(pg.certs ? { certs: pg.certs } : {}),
     };
     const endpoints = new Map<TargetName, Endpoint>();
