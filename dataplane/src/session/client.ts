@@ -184,6 +184,8 @@ export class ClientConnection implements PoolClient {
   // ---- relaying ----
 
   private onData(chunk: Buffer): void {
+    // A refused client may still send (its Terminate, pipelined queries): nothing of it is relayed.
+    if (this.state === ClientState.Closed) return;
     this.framer.push(chunk);
     if (this.state <= ClientState.Auth) this.onStartupData(chunk);
     else this.relay(chunk);

@@ -71,14 +71,22 @@ describe('fleet: serving survives etcd and control-plane outages', { timeout: SU
   const cps: ControlPlaneProcess[] = [];
   const dps: AgentDataPlane[] = [];
   let admin: AdminClient;
+  let second: AdminClient;
 
   const status = (): Promise<StatusResponse> => unary(admin.status.bind(admin), {}, cps[0].adminMetadata());
-  const apply = (poolSize: number): Promise<ApplyResponse> =>
-    unary(
-      admin.apply.bind(admin),
-      { documentYaml: fleetPoolsYaml(pg, { users: [SCRAM_USER], poolSize }), dryRun: false, expectedGeneration: 0, author: 'outage-test' },
-      cps[0].adminMetadata(),
-    );
+  /** Applies through whichever replica leads (after an etcd outage the leader may have moved). */
+  const apply = async (poolSize: number): Promise<ApplyResponse> => {
+    const request = { documentYaml: fleetPoolsYaml(pg, { users: [SCRAM_USER], poolSize }), dryRun: false, expectedGeneration: 0, author: 'outage-test' };
+    let last: unknown;
+    for (const [i, client] of [admin, second].entries()) {
+      try {
+        return await unary(client.apply.bind(client), request, cps[i].adminMetadata());
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
+  };
   const ackedBy = (s: StatusResponse, gen: number): number => s.nodes.filter((n) => n.connected && n.ackedConfigVersion === gen).length;
 
   before(async () => {
@@ -87,6 +95,7 @@ describe('fleet: serving survives etcd and control-plane outages', { timeout: SU
     const addresses = cps.map((c) => c.address);
     for (const id of ['dp-1', 'dp-2']) dps.push(await startAgentDataPlane({ nodeId: id, controlPlanes: addresses, security, initialWait: '2s' }));
     admin = cps[0].adminClient();
+    second = cps[1].adminClient();
     // The leader is elected asynchronously; cp-a forwards nothing, so wait until it leads or answers.
     const first = await eventually(
       () => apply(4).catch((err: Error) => err),
@@ -100,6 +109,7 @@ describe('fleet: serving survives etcd and control-plane outages', { timeout: SU
 
   after(async () => {
     admin?.close();
+    second?.close();
     await Promise.all(dps.map((d) => d.remove()));
     await Promise.all(cps.map((c) => c.stop()));
     await etcd?.remove();
