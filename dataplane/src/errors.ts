@@ -30,6 +30,8 @@ export const E = {
   serverLoginFailed: def('DM_SERVER_LOGIN_FAILED', '08006', 'FATAL'),
   serverGone: def('DM_SERVER_GONE', '08006', 'FATAL'),
   adminShutdown: def('DM_ADMIN_SHUTDOWN', '57P01', 'FATAL'),
+  /** A defect in Doorman met by one client: that client is closed, the others carry on. */
+  internal: def('DM_INTERNAL', 'XX000', 'FATAL'),
   replicationUnsupported: def('DM_REPLICATION', '08P01', 'FATAL'),
   databaseDisabled: def('DM_DATABASE_DISABLED', '55000', 'FATAL'),
   adminKill: def('DM_ADMIN_KILL', '57P01', 'FATAL'),

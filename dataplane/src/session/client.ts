@@ -157,7 +157,13 @@ export class ClientConnection implements PoolClient {
   }
 
   private bindSocket(s: net.Socket): void {
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk);
+      } catch (err) {
+        this.internalError(err);
+      }
+    });
     s.on('end', () => this.onClose());
     s.on('close', () => this.onClose());
     s.on('error', () => this.onClose());
@@ -845,6 +851,18 @@ export class ClientConnection implements PoolClient {
     this.socket.write(Buffer.concat(parts));
     if (this.state === ClientState.Auth) this.state = ClientState.Idle;
     this.host.clientLoggedIn(this);
+  }
+
+  /** A bug met while handling this client's bytes: it is logged and this client (only) is closed. */
+  private internalError(err: unknown): void {
+    this.host.log.error({ client: this.id, user: this.user, database: this.database, err: (err as Error).message, stack: (err as Error).stack }, 'internal error; closing the client');
+    const s = this.server;
+    if (s !== null) {
+      this.server = null;
+      s.client = null;
+      s.close('internal error on its client');
+    }
+    this.fatal(E.internal, 'internal error in the connection pooler');
   }
 
   // ---- binary upgrade ----
