@@ -80,13 +80,14 @@ class FakeControlPlane {
 class FakeHost implements AgentHost {
   readonly applied: LoadedConfig[] = [];
   refuse: string | null = null;
+  pools: PoolStats[] = [];
 
   async apply(loaded: LoadedConfig): Promise<void> {
     if (this.refuse !== null) throw new Error(this.refuse);
     this.applied.push(loaded);
   }
   async poolStats(): Promise<PoolStats[]> {
-    return [];
+    return this.pools;
   }
   clientCount(): number {
     return 3;
@@ -136,11 +137,11 @@ async function deadAddress(): Promise<string> {
 async function withAgent(
   fn: (ctx: { cp: FakeControlPlane; host: FakeHost; agent: Agent; dir: string }) => Promise<void>,
   addresses?: (live: string) => Promise<string[]>,
+  host = new FakeHost(),
 ): Promise<void> {
   const cp = new FakeControlPlane();
   await cp.start();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'doorman-agent-test-'));
-  const host = new FakeHost();
   const agent = new Agent(options(addresses ? await addresses(cp.address) : [cp.address], dir), log, host, new StateStore(dir));
   try {
     agent.start();
@@ -172,6 +173,42 @@ test('Hello names the node; a config push is applied, ACKed with its nonce and s
     assert.equal(statSync(path.join(dir, 'config.json')).mode & 0o777, 0o600);
     assert.equal(new StateStore(dir).load()?.config.version, 4);
   });
+});
+
+test('fractional pool figures (wait microseconds) go out rounded and the stream stays up', { timeout: 15_000 }, async () => {
+  const host = new FakeHost();
+  const pool: PoolStats = {
+    database: 'app',
+    user: 'alice',
+    poolMode: 'transaction',
+    clientsActive: 1,
+    clientsWaiting: 0,
+    serversActive: 1,
+    serversIdle: 0,
+    serversOther: 0,
+    transactionsTotal: 20,
+    queriesTotal: 20,
+    bytesReceived: 800,
+    bytesSent: 1_600,
+    waitTimeUsTotal: 7316.057999999998,
+    transactionP99Ms: 0.75,
+    waitP99Ms: 7.25,
+  };
+  host.pools = [pool];
+  await withAgent(
+    async ({ cp, agent }) => {
+      const status = await cp.next((m) => m.status);
+      assert.deepEqual(status.pools, [{ ...pool, waitTimeUsTotal: 7316 }]);
+      // Before the fix this report failed to serialise and grpc-js closed the stream with INTERNAL.
+      cp.push({ config: { version: 3, nonce: 'n-3', documentJson: doc(5) } });
+      const ack = await cp.next((m) => m.ack);
+      assert.deepEqual(ack, { type: ResourceType.RESOURCE_TYPE_CONFIG, nonce: 'n-3', version: 3 });
+      assert.equal(cp.streams.length, 1);
+      assert.equal(agent.state, AgentState.Streaming);
+    },
+    undefined,
+    host,
+  );
 });
 
 test('an unservable config is NACKed with field paths, the old one stays, and the same version is never re-applied', { timeout: 15_000 }, async () => {

@@ -35,6 +35,7 @@ import { AgentError, A } from './errors.js';
 import type { AgentHost } from './host.js';
 import type { AgentOptions } from './options.js';
 import type { LastKnownGood, StateStore, StoredConfig } from './state-store.js';
+import { wireStatusReport } from './status-report.js';
 
 export enum AgentState {
   /** Created, start() not called yet. */
@@ -298,7 +299,7 @@ export class Agent {
     }
     const v = this.versions;
     this.send(call, {
-      status: {
+      status: wireStatusReport({
         configVersion: v.config,
         secretsVersion: v.secrets,
         clients: this.host.clientCount(),
@@ -306,7 +307,7 @@ export class Agent {
         workers: this.host.workerCount(),
         uptimeSeconds: process.uptime(),
         pools,
-      },
+      }),
     });
   }
 

@@ -5,6 +5,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { AdminClient, ApplyResponse, StatusResponse } from '@doorman/proto/api';
@@ -135,6 +138,13 @@ describe('fleet: serving survives etcd and control-plane outages', { timeout: SU
       await eventually(status, (s) => ackedBy(s, gen) === 2, 20_000, `both data planes ACK ${gen}`);
       caughtUp = performance.now() - restarted;
       await sleep(500);
+    } catch (err) {
+      // The processes' logs explain a failed recovery; they die with the suite, so keep them.
+      const file = path.join(os.tmpdir(), `fleet-outage-${process.pid}.log`);
+      const sections = [...cps.map((c, i) => [`control plane ${i} (${c.address})`, c.logs()] as const), ...dps.map((d) => [`data plane ${d.nodeId}`, d.process.lines()] as const)];
+      writeFileSync(file, sections.map(([name, lines]) => `==== ${name}\n${lines.join('\n')}\n`).join(''));
+      (err as Error).message += ` (process logs in ${file})`;
+      throw err;
     } finally {
       await loop.stop();
       console.log(`fleet etcd outage: ${loop.ok} queries through dp-1, ${loop.failures.length} failed, ${servedWhileDown} done by the end of the outage`);
@@ -144,6 +154,9 @@ describe('fleet: serving survives etcd and control-plane outages', { timeout: SU
         `etcd restart -> apply acked by both data planes in ${caughtUp.toFixed(0)} ms`,
     );
     assert.deepEqual(loop.failures, []);
+    // A report the agent cannot serialise ends its stream with INTERNAL (13) on every reconnect.
+    const internal = dps.flatMap((d) => d.logs('control-plane stream closed; still serving the current config').filter((r) => r.code === 13));
+    assert.deepEqual(internal, []);
     assert.ok(servedWhileDown > 300, `queries kept running during the outage (${servedWhileDown})`);
   });
 
