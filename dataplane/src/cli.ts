@@ -116,7 +116,7 @@ const program = new Command()
       const target = { binary: opts.upgradeBinary ?? process.argv[1], args: process.argv.slice(2), configPath };
       log.info({ binary: target.binary }, 'upgrade: starting the new binary');
       doorman.upgrade(target).then(
-        (pid) => log.info({ pid }, 'upgrade: handed over'),
+        (newPid) => log.info({ newPid }, 'upgrade: handed over'),
         (err: Error) => log.error({ err: err.message }, 'upgrade refused; still serving'),
       );
     };

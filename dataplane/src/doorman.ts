@@ -302,14 +302,14 @@ export class Doorman {
       child.on('message', (m: NewToOld) => {
         if (m.t === 'cancel') this.post(ownerShard(m.processId, this.shards), { t: 'cancel', processId: m.processId, secretKey: m.secretKey, final: true });
       });
-      child.on('exit', (code, signal) => this.log.error({ pid: child.pid, code, signal }, 'upgrade: the new process exited'));
+      child.on('exit', (code, signal) => this.log.error({ newPid: child.pid, code, signal }, 'upgrade: the new process exited'));
       listener.close();
       this.listener = null;
       // The new process binds the metrics address as soon as this one lets go of it.
       const metrics = this.metrics;
       this.metrics = null;
       void metrics?.close();
-      this.log.info({ pid: child.pid }, 'upgrade: new process ready; moving clients');
+      this.log.info({ newPid: child.pid }, 'upgrade: new process ready; moving clients');
       this.broadcast({ t: 'migrate' });
       setTimeout(() => this.maybeFinishOld(true), this.config.general.shutdownTimeout).unref();
       return child.pid ?? 0;

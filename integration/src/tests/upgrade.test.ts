@@ -73,7 +73,7 @@ describe('binary upgrade', { timeout: SUITE_TIMEOUT_MS }, () => {
       await admin.end();
     }
     await eventually(async () => logs('upgrade: handed over').length, (n) => n > handed, 30_000, 'the new process took over');
-    const pid = logs('upgrade: handed over')[handed].pid as number;
+    const pid = logs('upgrade: handed over')[handed].newPid as number;
     await eventually(async () => logs('upgrade: old process exiting').length, (n) => n > exits, 30_000, 'the old process finished');
     await eventually(async () => alive(old), (a) => !a, 10_000, `old process ${old} exited`);
     assert.equal((await readFile(pidFile(), 'utf8')).trim(), String(pid), 'the pid file names the new process');
