@@ -174,17 +174,7 @@ export class ControlPlaneProcess {
 
   /** The captured lines that parse as JSON objects (pino logs one per line). */
   jsonLogs(): Record<string, unknown>[] {
-    const entries: Record<string, unknown>[] = [];
-    for (const line of this.process.lines()) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const value: unknown = JSON.parse(line);
-        if (value !== null && typeof value === 'object' && !Array.isArray(value)) entries.push(value as Record<string, unknown>);
-      } catch {
-        // Not a log record.
-      }
-    }
-    return entries;
+    return this.process.jsonLines();
   }
 
   output(maxLines = 60): string {

@@ -170,17 +170,7 @@ export class DoormanProcess {
 
   /** The captured lines that parse as JSON objects (Doorman logs one per line). */
   jsonLogs(): Record<string, unknown>[] {
-    const entries: Record<string, unknown>[] = [];
-    for (const line of this.process.lines()) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const value: unknown = JSON.parse(line);
-        if (value !== null && typeof value === 'object' && !Array.isArray(value)) entries.push(value as Record<string, unknown>);
-      } catch {
-        // Not a log record.
-      }
-    }
-    return entries;
+    return this.process.jsonLines();
   }
 
   /** Last lines for assertion messages. */

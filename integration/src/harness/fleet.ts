@@ -66,17 +66,9 @@ export class AgentDataPlane {
 
   /** The JSON log records (pino, one per line) whose msg matches. */
   logs(msg: string | RegExp): Record<string, unknown>[] {
-    const out: Record<string, unknown>[] = [];
-    for (const line of this.process.lines()) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const rec = JSON.parse(line) as Record<string, unknown>;
-        if (typeof rec.msg === 'string' && (typeof msg === 'string' ? rec.msg === msg : msg.test(rec.msg))) out.push(rec);
-      } catch {
-        // Not a log record.
-      }
-    }
-    return out;
+    return this.process
+      .jsonLines()
+      .filter((rec) => typeof rec.msg === 'string' && (typeof msg === 'string' ? rec.msg === msg : msg.test(rec.msg)));
   }
 
   waitForLog(msg: string, timeoutMs = 20_000): Promise<string> {

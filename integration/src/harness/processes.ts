@@ -279,6 +279,21 @@ export class ManagedProcess {
     return [...this.ring];
   }
 
+  /** The captured lines that parse as JSON objects (pino logs one record per line). */
+  jsonLines(): Record<string, unknown>[] {
+    const entries: Record<string, unknown>[] = [];
+    for (const line of this.ring) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const value: unknown = JSON.parse(line);
+        if (value !== null && typeof value === 'object' && !Array.isArray(value)) entries.push(value as Record<string, unknown>);
+      } catch {
+        // Not a log record.
+      }
+    }
+    return entries;
+  }
+
   /** The last `maxLines` lines, for error messages. */
   output(maxLines = 60): string {
     return this.ring.slice(-maxLines).join('\n');
