@@ -30,6 +30,7 @@ import { ClientConnection, ClientState } from './session/client.js';
 import { userCredentials, type ClientCredentials, type UserCredentials } from './session/credentials.js';
 import type { SessionHost } from './session/host.js';
 import { ServerConnection } from './session/server.js';
+import { SocketReader, type ReadingSocketOptions } from './session/socket-reader.js';
 import { errorResponse } from './protocol/backend.js';
 import type { MigratedClient } from './upgrade/messages.js';
 import { dupDescriptor } from './workers/fd.js';
@@ -111,13 +112,14 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
 
   /** Takes over an accepted client connection (a descriptor the main thread handed over). */
   adopt(fd: number): void {
-    const socket = new net.Socket({ fd, readable: true, writable: true });
+    const reader = new SocketReader();
+    const socket = new net.Socket({ fd, readable: true, writable: true, onread: reader.options } as ReadingSocketOptions);
     if (this.shuttingDown) {
       socket.destroy();
       this.bus.clientGone();
       return;
     }
-    const c = new ClientConnection(socket, this);
+    const c = new ClientConnection(socket, this, reader);
     this.clients.add(c);
   }
 
@@ -351,14 +353,15 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
 
   /** A client that moved in from the old process, with the socket descriptor the main thread received. */
   adoptMigrated(fd: number, m: MigratedClient): void {
-    const socket = new net.Socket({ fd, readable: true, writable: true });
+    const reader = new SocketReader();
+    const socket = new net.Socket({ fd, readable: true, writable: true, onread: reader.options } as ReadingSocketOptions);
     const pool = this.findPool(m.database, m.user);
     if (!(pool instanceof Pool)) {
       socket.end(errorResponse({ severity: 'FATAL', code: '57P01', message: `pool "${m.database}/${m.user}" is not configured after the upgrade` }));
       this.bus.clientGone();
       return;
     }
-    const c = ClientConnection.migrated(socket, this, pool, m);
+    const c = ClientConnection.migrated(socket, reader, this, pool, m);
     this.clients.add(c);
     this.cancelKeys.set(c.processId, c);
     this.log.info({ client: c.id, addr: c.remoteAddress, user: c.user, database: c.database }, 'client moved in');

@@ -39,6 +39,7 @@ import type { SessionHost } from './host.js';
 import { applySync, isReported, reportedName, startupParameters, syncQuery, type ParamMap } from './params.js';
 import { beginTag, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
+import type { SocketReader } from './socket-reader.js';
 import { Dirty } from './reset.js';
 import type { ServerConnection } from './server.js';
 import { VERSION } from '../version.js';
@@ -137,9 +138,11 @@ export class ClientConnection implements PoolClient {
   /** An extended-protocol message was refused; the rest up to Sync is skipped, as PostgreSQL does after an error. */
   private consoleSkipping = false;
 
+  /** `reader` is the socket's `onread` side when it was created with one; otherwise 'data' events are read. */
   constructor(
     socket: net.Socket,
     private readonly host: SessionHost,
+    private readonly reader: SocketReader | null = null,
   ) {
     this.socket = socket;
     this.startedAt = host.now;
@@ -157,13 +160,15 @@ export class ClientConnection implements PoolClient {
   }
 
   private bindSocket(s: net.Socket): void {
-    s.on('data', (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer): void => {
       try {
         this.onData(chunk);
       } catch (err) {
         this.internalError(err);
       }
-    });
+    };
+    if (this.reader !== null && !this.tls) this.reader.onChunk = onChunk;
+    else s.on('data', onChunk);
     s.on('end', () => this.onClose());
     s.on('close', () => this.onClose());
     s.on('error', () => this.onClose());
@@ -692,6 +697,8 @@ export class ClientConnection implements PoolClient {
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('drain');
+    // From here TLS reads the descriptor; nothing may reach the framer unencrypted.
+    if (this.reader !== null) this.reader.onChunk = () => this.fatal(E.protocolViolation, 'received unencrypted data after SSL request');
     const t = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
     this.socket = t;
     this.toClient.socket = t;
@@ -903,8 +910,8 @@ export class ClientConnection implements PoolClient {
   }
 
   /** The new process's side of detachForMigration(): a logged-in client on a handed-over socket. */
-  static migrated(socket: net.Socket, host: SessionHost, pool: Pool, m: MigratedClient): ClientConnection {
-    const c = new ClientConnection(socket, host);
+  static migrated(socket: net.Socket, reader: SocketReader, host: SessionHost, pool: Pool, m: MigratedClient): ClientConnection {
+    const c = new ClientConnection(socket, host, reader);
     c.user = m.user;
     c.database = m.database;
     c.pool = pool;

@@ -21,6 +21,7 @@ import { ServerStatements } from '../prepared/statements.js';
 import type { ClientConnection } from './client.js';
 import type { ServerCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
+import { SocketReader, type ReadingSocketOptions } from './socket-reader.js';
 
 export const enum ServerState {
   Connecting,
@@ -44,6 +45,7 @@ export class ServerConnection implements PoolServer {
   holdsSlot = false;
   generation = 0;
   socket: net.Socket;
+  private readonly reader = new SocketReader();
   readonly framer: Framer;
   /** The client whose bytes flow to this server (attached). */
   client: ClientConnection | null = null;
@@ -84,7 +86,7 @@ export class ServerConnection implements PoolServer {
     this.createdAt = host.now;
     this.lastUsed = host.now;
     this.framer = new Framer({ maxMessageSize: host.general.maxMessageSize, streamable: BACKEND_STREAMABLE, streamThreshold: 64 * 1024 });
-    this.socket = new net.Socket();
+    this.socket = new net.Socket({ onread: this.reader.options } as ReadingSocketOptions);
   }
 
   /** Read through a getter so that narrowing on `state` does not hide changes made by callbacks. */
@@ -120,7 +122,8 @@ export class ServerConnection implements PoolServer {
   }
 
   private bindSocket(s: net.Socket): void {
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (this.tls) s.on('data', (chunk: Buffer) => this.onData(chunk));
+    else this.reader.onChunk = (chunk: Buffer) => this.onData(chunk);
     s.on('error', (err: NodeJS.ErrnoException) => {
       // A certificate PostgreSQL presents that fails verification will fail every retry: tell the waiters now.
       if (this.state !== ServerState.Ready) this.loginFailed(err.message, this.tls && CERTIFICATE_ERRORS.test(err.code ?? ''));
@@ -144,6 +147,8 @@ export class ServerConnection implements PoolServer {
     const mode = this.pool.db.serverTlsMode;
     const raw = this.socket;
     raw.removeAllListeners('data');
+    // From here TLS reads the descriptor; a plain byte would be the server's, out of protocol.
+    this.reader.onChunk = () => this.loginFailed('received unencrypted data after SSL negotiation', false);
     const opts: tls.ConnectionOptions = {
       socket: raw,
       rejectUnauthorized: mode === 'verify-ca' || mode === 'verify-full',

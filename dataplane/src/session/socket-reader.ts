@@ -1,0 +1,54 @@
+/**
+ * Socket reads without an allocation per read. Node's default read path mallocs 64 KiB, wraps it in a new
+ * ArrayBuffer and pushes it through the Readable machinery, which cost about 3 µs of CPU per read here
+ * (a bare pass-through proxy: 15.8 µs per select-only transaction with 'data' events, 13.1 µs this way).
+ * With `onread`, libuv reads into one buffer per thread and the bytes are copied into consecutive ranges of
+ * a slab; a chunk is never overwritten, so anything may keep a slice of it (queued messages, held replies).
+ */
+import type net from 'node:net';
+
+/** One read at most this big; the reads of one thread happen one after another, so one buffer serves all. */
+const READ_SIZE = 64 * 1024;
+const SLAB_SIZE = 64 * 1024;
+/** A read this big gets a buffer of its own, so it never pins a slab of small chunks. */
+const OWN_BUFFER_FROM = 8 * 1024;
+
+const readBuffer = Buffer.allocUnsafeSlow(READ_SIZE);
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let used = 0;
+
+function copyOut(n: number): Buffer {
+  let chunk: Buffer;
+  if (n >= OWN_BUFFER_FROM) {
+    chunk = Buffer.allocUnsafeSlow(n);
+  } else {
+    if (SLAB_SIZE - used < n) {
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      used = 0;
+    }
+    chunk = slab.subarray(used, used + n);
+    // 8-byte steps keep every chunk aligned, as Node's own buffer pool does.
+    used += (n + 7) & ~7;
+  }
+  readBuffer.copy(chunk, 0, 0, n);
+  return chunk;
+}
+
+function ignore(): void {}
+
+/** `net.Socket` options the typings lack although Node accepts them at construction. */
+export type ReadingSocketOptions = net.SocketConstructorOpts & { onread?: net.OnReadOpts };
+
+/** The read side of one plain socket: pass `options` as `onread` when creating it, then set `onChunk`. */
+export class SocketReader {
+  /** Called with each chunk read; 'end', 'close' and 'error' still come as socket events. */
+  onChunk: (chunk: Buffer) => void = ignore;
+
+  readonly options: net.OnReadOpts = {
+    buffer: readBuffer,
+    callback: (n: number): boolean => {
+      this.onChunk(copyOut(n));
+      return true;
+    },
+  };
+}
