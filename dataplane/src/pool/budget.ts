@@ -15,8 +15,12 @@
  * freed) travel through the `signal` callback, so this file stays free of threads and sockets.
  */
 
-/** Cells per shard in a slot. */
-const PER_SHARD = 4;
+/**
+ * Int32 cells per 64-byte cache line. The open count and each shard's gauges get lines of their own: a shard
+ * writes its gauges at every check-out and check-in, and on a shared line each write would evict the other
+ * cores' copy (false sharing).
+ */
+const LINE = 16;
 const IDLE = 0;
 const WAITING = 1;
 const HELD = 2;
@@ -26,7 +30,7 @@ const DEMAND_SCALE = 16;
 
 /** Int32 cells one pool slot needs for `shards` shards. */
 export function slotStride(shards: number): number {
-  return 1 + PER_SHARD * shards;
+  return LINE * (1 + shards);
 }
 
 export type BudgetSignal =
@@ -76,7 +80,7 @@ export class ServerBudget {
 
   /** This shard's gauges, read by the others. Plain stores: a slightly stale gauge only delays a decision. */
   publish(idle: number, waiting: number, held: number): void {
-    const at = this.base + 1 + this.shard * PER_SHARD;
+    const at = this.base + LINE * (1 + this.shard);
     const c = this.cells;
     c[at + IDLE] = idle;
     c[at + WAITING] = waiting;
@@ -85,12 +89,12 @@ export class ServerBudget {
 
   /** This shard's smoothed demand (clients using or wanting a server). */
   publishDemand(demand: number): void {
-    this.cells[this.base + 1 + this.shard * PER_SHARD + DEMAND] = Math.round(demand * DEMAND_SCALE);
+    this.cells[this.base + LINE * (1 + this.shard) + DEMAND] = Math.round(demand * DEMAND_SCALE);
   }
 
   othersWaiting(): boolean {
     const c = this.cells;
-    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
+    for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
       if (s !== this.shard && c[at + WAITING] > 0) return true;
     }
     return false;
@@ -111,7 +115,7 @@ export class ServerBudget {
     const total = this.totalDemand();
     if (this.excess(this.shard, limit, total) < 1) return false;
     const c = this.cells;
-    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
+    for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
       if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
     }
     return false;
@@ -120,13 +124,13 @@ export class ServerBudget {
   private totalDemand(): number {
     const c = this.cells;
     let sum = 0;
-    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) sum += c[at + DEMAND];
+    for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) sum += c[at + DEMAND];
     return sum;
   }
 
   /** Held minus fair share for shard `s`; with no demand anywhere, every connection is surplus. */
   private excess(s: number, limit: number, totalDemand: number): number {
-    const at = this.base + 1 + s * PER_SHARD;
+    const at = this.base + LINE * (1 + s);
     const share = totalDemand === 0 ? 0 : (limit * this.cells[at + DEMAND]) / totalDemand;
     return this.cells[at + HELD] - share;
   }
@@ -140,7 +144,7 @@ export class ServerBudget {
     const c = this.cells;
     let best = -1;
     let bestIdle = 0;
-    for (let s = 0, at = this.base + 1; s < this.shards; s++, at += PER_SHARD) {
+    for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
       if (s !== this.shard && c[at + IDLE] > bestIdle) {
         best = s;
         bestIdle = c[at + IDLE];
