@@ -356,6 +356,10 @@ export class StatementRemapper {
   }
 
   private localParse(buf: Buffer, inTransaction: boolean, toClient: Outbox): LocalAnswer | null {
+    // Only Parse messages and then one Sync qualify: look at the message headers before decoding anything.
+    let q = 0;
+    while (q + 5 <= buf.length && buf[q] === FrontendCode.Parse) q += 1 + buf.readUInt32BE(q + 1);
+    if (q === 0 || q + 5 !== buf.length || buf[q] !== FrontendCode.Sync) return null;
     const found: [string | null, PreparedStatement][] = [];
     let p = 0;
     while (p < buf.length && buf[p] === FrontendCode.Parse) {

@@ -37,7 +37,7 @@ import { ClientAuthExchange, type AuthOutcome } from './client-auth.js';
 import type { ClientCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
 import { applySync, isReported, reportedName, startupParameters, syncQuery, type ParamMap } from './params.js';
-import { beginTag, transactionEndTag } from './begin.js';
+import { beginTag, mayBeTransactionControl, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
 import type { SocketReader } from './socket-reader.js';
 import { Dirty } from './reset.js';
@@ -363,8 +363,12 @@ export class ClientConnection implements PoolClient {
     let text: string | null = null;
     let lone: { text: string; describe: boolean } | null = null;
     try {
-      if (chunk[0] === FrontendCode.Query && chunk.readUInt32BE(1) + 1 === chunk.length) text = readQueryText(chunk, 0, chunk.length);
-      else if (chunk[0] === FrontendCode.Parse) text = (lone = readLoneStatement(chunk))?.text ?? null;
+      const deferred = this.deferredBegin !== null;
+      if (chunk[0] === FrontendCode.Query && chunk.readUInt32BE(1) + 1 === chunk.length) {
+        if (mayBeTransactionControl(chunk, 5, chunk.length, deferred)) text = readQueryText(chunk, 0, chunk.length);
+      } else if (chunk[0] === FrontendCode.Parse && chunk[5] === 0 && mayBeTransactionControl(chunk, 6, chunk.length, deferred)) {
+        text = (lone = readLoneStatement(chunk))?.text ?? null;
+      }
     } catch (err) {
       if (err instanceof ProtocolViolation) return false;
       throw err;
