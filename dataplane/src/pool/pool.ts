@@ -9,6 +9,7 @@
  * the cap counts connections over all shards, and a shard whose clients wait while another holds idle or
  * more than its share of connections gets one closed there and opens its own (see budget.ts).
  */
+import { performance } from 'node:perf_hooks';
 import type { PoolConfig, UserConfig } from '@doorman/proto';
 import { E } from '../errors.js';
 import type { ParamMap } from '../session/params.js';

@@ -7,6 +7,7 @@
  * checking or syncing it. Active: bytes flow both ways. Bytes a client sends without a server are queued
  * (bounded) and flushed in order when one is attached.
  */
+import { performance } from 'node:perf_hooks';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { RESERVED_DATABASE_NAMES } from '@doorman/proto';

@@ -11,7 +11,8 @@ export class Outbox {
   private buf: Buffer | null = null;
   private start = 0;
   private end = 0;
-  private parts: Buffer[] = [];
+  /** Reused from flush to flush: a new array per write showed in profiles. */
+  private readonly parts: Buffer[] = [];
 
   constructor(public socket: net.Socket) {}
 
@@ -55,6 +56,6 @@ export class Outbox {
         this.socket.uncork();
       }
     }
-    this.parts = [];
+    parts.length = 0;
   }
 }

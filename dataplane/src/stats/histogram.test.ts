@@ -16,6 +16,13 @@ test('buckets: bound i is 2^(i/4) µs; a value lands in the first bucket whose b
   assert.equal(bucketIndex(1025), 41);
   assert.equal(bucketIndex(1e12), BUCKETS - 1);
   assert.equal(bucketIndex(Number.NaN), 0);
+  assert.equal(bucketIndex(2 ** 30), BUCKETS - 2);
+  assert.equal(bucketIndex(2 ** 30 + 1), BUCKETS - 1);
+  assert.equal(bucketIndex(2 ** 40), BUCKETS - 1);
+  for (let i = 1; i < BUCKETS - 1; i++) {
+    assert.equal(bucketIndex(bucketBound(i)), i, `bound ${i}`);
+    assert.equal(bucketIndex(bucketBound(i) * (1 + 1e-12)), i + 1, `just above bound ${i}`);
+  }
   for (let us = 1.5; us < 1e9; us *= 1.37) {
     const i = bucketIndex(us);
     assert.ok(us <= bucketBound(i) && us > bucketBound(i - 1), `${us} in bucket ${i}`);
