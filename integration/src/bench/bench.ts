@@ -4,6 +4,8 @@ import path from 'node:path';
 import { REPO_ROOT } from '../harness/index.js';
 import { renderChart } from './chart.js';
 import { cyclesProblems, renderCyclesReport } from './connect-cycles-report.js';
+import { runIoFloor } from './io-floor.js';
+import { renderIoFloorReport } from './io-floor-report.js';
 import { runConnectCycles } from './connect-cycles.js';
 import { renderManyClientsReport } from './many-clients-report.js';
 import { runManyClients } from './many-clients.js';
@@ -13,7 +15,7 @@ import { runSuite } from './suite.js';
 
 /**
  * `npm run bench -- [options]`: Doorman against PgBouncer and PostgreSQL with
- * pgbench (or --many-clients, or --connect-cycles), results in results/<timestamp>/. Every server
+ * pgbench (or --many-clients, --connect-cycles, or --io-floor), results in results/<timestamp>/. Every server
  * is stopped at the end; on Ctrl-C the harness's exit hook kills them.
  */
 
@@ -60,6 +62,15 @@ async function runMany(options: BenchOptions, command: string, outDir: string): 
   log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
 }
 
+async function runFloor(options: BenchOptions, command: string, outDir: string): Promise<void> {
+  const results = await runIoFloor(options, command, log);
+  await writeFile(path.join(outDir, 'raw.json'), JSON.stringify(results, null, 2) + '\n');
+  const report = renderIoFloorReport(results);
+  await writeFile(path.join(outDir, 'report.md'), report);
+  process.stdout.write(`\n${report}\n`);
+  log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
+}
+
 /** Exit status 1 when any cycle failed, the run was aborted, or RSS did not stay flat. */
 async function runCycles(options: BenchOptions, command: string, outDir: string): Promise<number> {
   const results = await runConnectCycles(options, command, log);
@@ -90,7 +101,8 @@ async function main(argv: readonly string[]): Promise<number> {
   await mkdir(outDir, { recursive: true });
   log(`${command}\nwriting to ${outDir}`);
   if (options.connectCycles !== null) return runCycles(options, command, outDir);
-  if (options.manyClients) await runMany(options, command, outDir);
+  if (options.ioFloor) await runFloor(options, command, outDir);
+  else if (options.manyClients) await runMany(options, command, outDir);
   else await runCells(options, command, outDir);
   return 0;
 }

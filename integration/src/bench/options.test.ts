@@ -13,8 +13,17 @@ test('defaults: every cell, 15 s, all targets', () => {
     connectCycles: null,
     cyclesPeer: false,
     workers: null,
+    ioFloor: false,
     help: false,
   });
+});
+
+test('--io-floor runs 10 s per run by default and is a run of its own', () => {
+  assert.equal(parseBenchOptions(['--io-floor']).ioFloor, true);
+  assert.equal(parseBenchOptions(['--io-floor']).durationSeconds, 10);
+  assert.equal(parseBenchOptions(['--io-floor', '--duration', '4']).durationSeconds, 4);
+  assert.throws(() => parseBenchOptions(['--io-floor', '--many-clients']), /--io-floor is a separate run/);
+  assert.throws(() => parseBenchOptions(['--io-floor', '--connect-cycles', '10']), /--io-floor is a separate run/);
 });
 
 test('--quick defaults to 5 s and --many-clients to 20 s; --duration wins over both', () => {

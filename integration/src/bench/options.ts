@@ -17,6 +17,8 @@ export interface BenchOptions {
   cyclesPeer: boolean;
   /** Doorman's general.workers; null leaves it unset (one shard per core). */
   workers: number | null;
+  /** --io-floor: Doorman and PgBouncer beside bare Node relays (see io-floor.ts). */
+  ioFloor: boolean;
   help: boolean;
 }
 
@@ -35,6 +37,9 @@ export const USAGE = `usage: npm run bench -- [options]
                        hba trust rule, sampling its RSS and open descriptors (a leak check)
   --cycles-peer        with --connect-cycles: run the same cycles against PgBouncer too
   --workers N          Doorman worker shards (default: unset, one per core)
+  --io-floor           select-only at 10 clients, simple and extended, two rounds, against PgBouncer,
+                       Doorman (one shard per core, and one shard) and bare Node relays: what Node's
+                       sockets cost alone (default 10 s per run)
   -h, --help           this text
 
 Results go to results/<timestamp>/ (report.md, chart.svg, raw.json).`;
@@ -86,6 +91,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       'connect-cycles': { type: 'string' },
       'cycles-peer': { type: 'boolean', default: false },
       workers: { type: 'string' },
+      'io-floor': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -96,8 +102,10 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const cyclesPeer = values['cycles-peer'] === true;
   if (cycles !== undefined && manyClients) throw new Error('--connect-cycles and --many-clients are separate runs; pick one');
   if (cyclesPeer && cycles === undefined) throw new Error('--cycles-peer only applies to --connect-cycles');
+  const ioFloor = values['io-floor'] === true;
+  if (ioFloor && (manyClients || cycles !== undefined)) throw new Error('--io-floor is a separate run; leave out --many-clients and --connect-cycles');
   const quick = values.quick === true;
-  const defaultDuration = manyClients ? 20 : quick ? 5 : 15;
+  const defaultDuration = manyClients ? 20 : quick ? 5 : ioFloor ? 10 : 15;
   return {
     quick,
     durationSeconds: positiveInteger('duration', values.duration, defaultDuration),
@@ -108,6 +116,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     connectCycles: cycles === undefined ? null : positiveInteger('connect-cycles', cycles, DEFAULT_CONNECT_CYCLES),
     cyclesPeer,
     workers: values.workers === undefined ? null : positiveInteger('workers', values.workers, 0),
+    ioFloor,
     help: values.help === true,
   };
 }
