@@ -53,32 +53,28 @@ async function runCells(options: BenchOptions, command: string, outDir: string):
   log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,chart.svg,raw.json}`);
 }
 
-async function runMany(options: BenchOptions, command: string, outDir: string): Promise<void> {
-  const results = await runManyClients(options, command, log);
-  await writeFile(path.join(outDir, 'raw.json'), JSON.stringify(results, null, 2) + '\n');
-  const report = renderManyClientsReport(results);
+/** raw.json and report.md into `outDir`, the report also on stdout. */
+async function writeResults(outDir: string, raw: unknown, report: string): Promise<void> {
+  await writeFile(path.join(outDir, 'raw.json'), JSON.stringify(raw, null, 2) + '\n');
   await writeFile(path.join(outDir, 'report.md'), report);
   process.stdout.write(`\n${report}\n`);
   log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
 }
 
+async function runMany(options: BenchOptions, command: string, outDir: string): Promise<void> {
+  const results = await runManyClients(options, command, log);
+  await writeResults(outDir, results, renderManyClientsReport(results));
+}
+
 async function runFloor(options: BenchOptions, command: string, outDir: string): Promise<void> {
   const results = await runIoFloor(options, command, log);
-  await writeFile(path.join(outDir, 'raw.json'), JSON.stringify(results, null, 2) + '\n');
-  const report = renderIoFloorReport(results);
-  await writeFile(path.join(outDir, 'report.md'), report);
-  process.stdout.write(`\n${report}\n`);
-  log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
+  await writeResults(outDir, results, renderIoFloorReport(results));
 }
 
 /** Exit status 1 when any cycle failed, the run was aborted, or RSS did not stay flat. */
 async function runCycles(options: BenchOptions, command: string, outDir: string): Promise<number> {
   const results = await runConnectCycles(options, command, log);
-  await writeFile(path.join(outDir, 'raw.json'), JSON.stringify({ connectCycles: results }, null, 2) + '\n');
-  const report = renderCyclesReport(results);
-  await writeFile(path.join(outDir, 'report.md'), report);
-  process.stdout.write(`\n${report}\n`);
-  log(`results: ${path.relative(process.cwd(), outDir) || '.'}/{report.md,raw.json}`);
+  await writeResults(outDir, { connectCycles: results }, renderCyclesReport(results));
   const problems = cyclesProblems(results);
   for (const problem of problems) log(`PROBLEM: ${problem}`);
   return problems.length > 0 ? 1 : 0;
