@@ -191,6 +191,8 @@ export class Doorman {
       }
     }
     let fd: number;
+    const address = socket.remoteAddress;
+    const port = socket.remotePort;
     try {
       fd = dupDescriptor((socket as unknown as { _handle: { fd: number } })._handle.fd);
     } catch (err) {
@@ -201,7 +203,7 @@ export class Doorman {
     // Closes only this thread's descriptor: the connection lives on in the duplicate.
     socket.destroy();
     Atomics.add(this.clientCells, best, 1);
-    this.post(best, { t: 'socket', fd });
+    this.post(best, { t: 'socket', fd, address, port });
   }
 
   private post(shard: number, m: MainToShard): void {

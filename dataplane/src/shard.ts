@@ -34,6 +34,9 @@ import { SocketReader, type ReadingSocketOptions } from './session/socket-reader
 import { errorResponse } from './protocol/backend.js';
 import type { MigratedClient } from './upgrade/messages.js';
 import { dupDescriptor } from './workers/fd.js';
+import type { EpollLoop } from './io/epoll-loop.js';
+import { RawSocket } from './io/raw-socket.js';
+import type { ByteSocket } from './session/byte-socket.js';
 import { ownerShard, SHARD_BITS, type ShardControl } from './workers/messages.js';
 import { E } from './errors.js';
 import type { LogLevel } from './log.js';
@@ -100,6 +103,8 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     loaded: LoadedConfig,
     readonly log: Logger,
     private readonly bus: ShardBus,
+    /** The shard's own epoll loop for plain sockets; null: Node's sockets throughout. */
+    readonly io: EpollLoop | null = null,
   ) {
     this.config = loaded.config;
     this.general = loaded.config.general;
@@ -111,9 +116,10 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   }
 
   /** Takes over an accepted client connection (a descriptor the main thread handed over). */
-  adopt(fd: number): void {
+  adopt(fd: number, address: string | undefined, port: number | undefined): void {
     const reader = new SocketReader();
-    const socket = new net.Socket({ fd, readable: true, writable: true, onread: reader.options } as ReadingSocketOptions);
+    const socket: ByteSocket =
+      this.io !== null ? new RawSocket(fd, this.io, reader, address, port) : new net.Socket({ fd, readable: true, writable: true, onread: reader.options } as ReadingSocketOptions);
     if (this.shuttingDown) {
       socket.destroy();
       this.bus.clientGone();
@@ -330,7 +336,8 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
       if (m === null) continue;
       let fd: number;
       try {
-        fd = dupDescriptor((c.socket as unknown as { _handle: { fd: number } })._handle.fd);
+        const s = c.socket;
+        fd = dupDescriptor(s instanceof RawSocket ? s.fd : (s as unknown as { _handle: { fd: number } })._handle.fd);
       } catch (err) {
         this.log.error({ client: c.id, err: (err as Error).message }, 'cannot hand a client over to the new process');
         c.socket.destroy();

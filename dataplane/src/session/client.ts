@@ -41,6 +41,8 @@ import { applySync, isReported, reportedName, startupParameters, syncQuery, type
 import { beginTag, mayBeTransactionControl, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
 import type { SocketReader } from './socket-reader.js';
+import type { ByteSocket } from './byte-socket.js';
+import { RawSocket } from '../io/raw-socket.js';
 import { Dirty } from './reset.js';
 import type { ServerConnection } from './server.js';
 import { VERSION } from '../version.js';
@@ -77,7 +79,7 @@ let nextClientId = 1;
 export class ClientConnection implements PoolClient {
   readonly id = nextClientId++;
   state = ClientState.Startup;
-  socket: net.Socket;
+  socket: ByteSocket;
   readonly framer: Framer;
   readonly startedAt: number;
   readonly remoteAddress: string;
@@ -141,7 +143,7 @@ export class ClientConnection implements PoolClient {
 
   /** `reader` is the socket's `onread` side when it was created with one; otherwise 'data' events are read. */
   constructor(
-    socket: net.Socket,
+    socket: ByteSocket,
     private readonly host: SessionHost,
     private readonly reader: SocketReader | null = null,
   ) {
@@ -160,7 +162,7 @@ export class ClientConnection implements PoolClient {
     this.bindSocket(socket);
   }
 
-  private bindSocket(s: net.Socket): void {
+  private bindSocket(s: ByteSocket): void {
     const onChunk = (chunk: Buffer): void => {
       try {
         this.onData(chunk);
@@ -699,12 +701,18 @@ export class ClientConnection implements PoolClient {
       return;
     }
     this.socket.write(SSL_YES);
-    const raw = this.socket;
+    let raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('drain');
+    if (raw instanceof RawSocket) {
+      // TLS runs on Node's sockets; the shard's loop lets go of the descriptor.
+      raw.removeAllListeners();
+      raw = raw.toNodeSocket();
+      raw.on('error', () => this.onClose());
+    }
     // From here TLS reads the descriptor; nothing may reach the framer unencrypted.
     if (this.reader !== null) this.reader.onChunk = () => this.fatal(E.protocolViolation, 'received unencrypted data after SSL request');
-    const t = new tls.TLSSocket(raw, { isServer: true, secureContext: ctx });
+    const t = new tls.TLSSocket(raw as net.Socket, { isServer: true, secureContext: ctx });
     this.socket = t;
     this.toClient.socket = t;
     this.tls = true;
@@ -895,7 +903,7 @@ export class ClientConnection implements PoolClient {
     s.pause();
     (s as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
     const parts = [...this.queued, this.framer.takeRemainder()];
-    const unread = s.read() as Buffer | null;
+    const unread = s.read();
     if (unread !== null) parts.push(unread);
     if (this.state === ClientState.Waiting) pool.cancelWait();
     this.state = ClientState.Closed;
@@ -915,7 +923,7 @@ export class ClientConnection implements PoolClient {
   }
 
   /** The new process's side of detachForMigration(): a logged-in client on a handed-over socket. */
-  static migrated(socket: net.Socket, reader: SocketReader, host: SessionHost, pool: Pool, m: MigratedClient): ClientConnection {
+  static migrated(socket: ByteSocket, reader: SocketReader, host: SessionHost, pool: Pool, m: MigratedClient): ClientConnection {
     const c = new ClientConnection(socket, host, reader);
     c.user = m.user;
     c.database = m.database;

@@ -4,12 +4,15 @@ import type { Logger } from 'pino';
 import type { AdminView } from '../admin/console.js';
 import type { HbaRule } from '../auth/hba.js';
 import type { Pool } from '../pool/pool.js';
+import type { EpollLoop } from '../io/epoll-loop.js';
 import type { ClientConnection } from './client.js';
 import type { ServerConnection } from './server.js';
 import type { ClientCredentials, UserCredentials } from './credentials.js';
 
 /** What client and server connections need from the process around them. */
 export interface SessionHost {
+  /** The shard's own loop for plain sockets; null: Node's sockets throughout. */
+  readonly io: EpollLoop | null;
   readonly now: number;
   readonly general: GeneralConfig;
   readonly log: Logger;

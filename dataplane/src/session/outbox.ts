@@ -3,7 +3,7 @@
  * into one slice, so a chunk of pass-through messages leaves as a single write; anything else (a rewritten
  * or synthesized message) is queued in order, and the lot goes out as one write (copied together when small).
  */
-import type net from 'node:net';
+import type { ByteSocket } from './byte-socket.js';
 
 const COPY_LIMIT = 64 * 1024;
 
@@ -14,7 +14,7 @@ export class Outbox {
   /** Reused from flush to flush: a new array per write showed in profiles. */
   private readonly parts: Buffer[] = [];
 
-  constructor(public socket: net.Socket) {}
+  constructor(public socket: ByteSocket) {}
 
   add(buf: Buffer, start: number, end: number): void {
     if (buf === this.buf && start === this.end) {

@@ -22,6 +22,9 @@ import type { ClientConnection } from './client.js';
 import type { ServerCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
 import { SocketReader, type ReadingSocketOptions } from './socket-reader.js';
+import type { ByteSocket } from './byte-socket.js';
+import { RawSocket } from '../io/raw-socket.js';
+import { dupDescriptor } from '../workers/fd.js';
 
 export const enum ServerState {
   Connecting,
@@ -44,7 +47,9 @@ export class ServerConnection implements PoolServer {
   poolState = ServerPoolState.Opening;
   holdsSlot = false;
   generation = 0;
-  socket: net.Socket;
+  socket: ByteSocket;
+  /** The Node socket that connects and logs in; after login a plain connection moves to the shard's loop. */
+  private nodeSocket: net.Socket;
   private readonly reader = new SocketReader();
   readonly framer: Framer;
   /** The client whose bytes flow to this server (attached). */
@@ -86,7 +91,8 @@ export class ServerConnection implements PoolServer {
     this.createdAt = host.now;
     this.lastUsed = host.now;
     this.framer = new Framer({ maxMessageSize: host.general.maxMessageSize, streamable: BACKEND_STREAMABLE, streamThreshold: 64 * 1024 });
-    this.socket = new net.Socket({ onread: this.reader.options } as ReadingSocketOptions);
+    this.nodeSocket = new net.Socket({ onread: this.reader.options } as ReadingSocketOptions);
+    this.socket = this.nodeSocket;
   }
 
   /** Read through a getter so that narrowing on `state` does not hide changes made by callbacks. */
@@ -104,7 +110,7 @@ export class ServerConnection implements PoolServer {
     this.connectDone = done;
     this.connectTimer = setTimeout(() => this.loginFailed(`timeout after ${this.host.general.connectTimeout} ms connecting to the server`, false), this.host.general.connectTimeout);
     const db = this.pool.db;
-    const s = this.socket;
+    const s = this.nodeSocket;
     this.bindSocket(s);
     s.once('connect', () => {
       if (this.state !== ServerState.Connecting) return;
@@ -121,7 +127,7 @@ export class ServerConnection implements PoolServer {
     else s.connect({ host: db.serverHost, port: db.serverPort });
   }
 
-  private bindSocket(s: net.Socket): void {
+  private bindSocket(s: ByteSocket): void {
     if (this.tls) s.on('data', (chunk: Buffer) => this.onData(chunk));
     else this.reader.onChunk = (chunk: Buffer) => this.onData(chunk);
     s.on('error', (err: NodeJS.ErrnoException) => {
@@ -145,7 +151,7 @@ export class ServerConnection implements PoolServer {
 
   private upgradeToTls(): void {
     const mode = this.pool.db.serverTlsMode;
-    const raw = this.socket;
+    const raw = this.nodeSocket;
     raw.removeAllListeners('data');
     // From here TLS reads the descriptor; a plain byte would be the server's, out of protocol.
     this.reader.onChunk = () => this.loginFailed('received unencrypted data after SSL negotiation', false);
@@ -163,9 +169,26 @@ export class ServerConnection implements PoolServer {
     }
     const t = tls.connect(opts);
     this.socket = t;
+    this.nodeSocket = t;
     this.tls = true;
     this.bindSocket(t);
     t.once('secureConnect', () => this.startLogin());
+  }
+
+  /**
+   * Logged in over a plain connection: from here the shard's loop drives it. The server sends nothing after
+   * ReadyForQuery until asked, so no byte is left behind in the Node socket, whose descriptor alone closes.
+   */
+  private moveToShardLoop(): void {
+    const io = this.host.io;
+    if (io === null || this.tls) return;
+    const old = this.nodeSocket;
+    const fd = dupDescriptor((old as unknown as { _handle: { fd: number } })._handle.fd);
+    old.removeAllListeners();
+    old.on('error', () => {});
+    old.destroy();
+    this.socket = new RawSocket(fd, io, this.reader, this.unixSocket ? undefined : this.pool.db.serverHost, this.unixSocket ? undefined : this.pool.db.serverPort);
+    this.bindSocket(this.socket);
   }
 
   private loginFailed(reason: string, fatalForClients: boolean): void {
@@ -208,6 +231,7 @@ export class ServerConnection implements PoolServer {
         if (this.connectTimer !== null) clearTimeout(this.connectTimer);
         this.connectTimer = null;
         this.lastUsed = this.host.now;
+        this.moveToShardLoop();
         this.host.log.info({ server: this.id, pool: this.pool.name, pid: this.processId, tls: this.tls }, 'server connected');
         done?.(null, false);
         return;
@@ -398,6 +422,7 @@ export class ServerConnection implements PoolServer {
   runInternal(statements: string[], done: InternalDone): void {
     if (this.state !== ServerState.Ready) {
       process.nextTick(done, false);
+      this.host.io?.yieldSoon();
       return;
     }
     this.internalLeft = statements.length;

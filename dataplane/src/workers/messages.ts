@@ -36,7 +36,7 @@ export type ShardControl =
 export type AdminControl = ShardControl | { op: 'reload' } | { op: 'shutdown' } | { op: 'upgrade' };
 
 export type MainToShard =
-  | { t: 'socket'; fd: number }
+  | { t: 'socket'; fd: number; /** undefined for a Unix-domain client */ address: string | undefined; port: number | undefined }
   | { t: 'reload'; config: DoormanConfig; slots: SlotTable }
   | { t: 'shutdown'; graceful: boolean }
   | { t: 'snapshot'; id: number; detail: SnapshotDetail }

@@ -8,6 +8,7 @@ import { validateLoaded } from '../config/load.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { ServerBudget } from '../pool/budget.js';
 import { Shard, type ShardBus } from '../shard.js';
+import { EpollLoop } from '../io/epoll-loop.js';
 import type { AdminControl, BudgetMessage, MainToShard, ShardInit, ShardToMain, SlotTable } from './messages.js';
 
 const init = workerData as ShardInit;
@@ -91,7 +92,9 @@ const bus: ShardBus = {
 
 const general = init.config.general;
 const log = createLogger((init.logLevel ?? general.logLevel) as LogLevel, init.logFormat ?? general.logFormat, { shard: init.index });
-const shard = new Shard(validateLoaded(init.config), log, bus);
+// DOORMAN_SHARD_IO=node keeps every socket on Node's loop (for comparison, or as a way out).
+const io = process.env.DOORMAN_SHARD_IO === 'node' ? null : EpollLoop.start((err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'error in the shard event loop'));
+const shard = new Shard(validateLoaded(init.config), log, bus, io);
 
 channel.onmessage = (ev: unknown) => {
   const m = (ev as { data: BudgetMessage }).data;
@@ -112,7 +115,7 @@ channel.onmessage = (ev: unknown) => {
 port.on('message', (m: MainToShard) => {
   switch (m.t) {
     case 'socket':
-      return shard.adopt(m.fd);
+      return shard.adopt(m.fd, m.address, m.port);
     case 'snapshot':
       return send({ t: 'snapshot', id: m.id, snap: shard.snapshot(m.detail) });
     case 'snapshots': {
@@ -145,4 +148,5 @@ port.on('message', (m: MainToShard) => {
   }
 });
 
+log.info({ io: io === null ? 'node' : 'epoll' }, 'shard started');
 send({ t: 'ready' });

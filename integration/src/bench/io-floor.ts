@@ -13,7 +13,8 @@ import type { Protocol, TargetName } from './types.js';
 
 /**
  * `--io-floor`: Doorman beside what Node's socket layer costs on its own. Select-only at 10 clients, simple and
- * extended, against PgBouncer, Doorman (one shard per core, and one shard) and two bare relays (relay.ts: no
+ * extended, against PgBouncer, Doorman (one shard per core; one shard; and its shards on Node's sockets
+ * instead of their own epoll loops, DOORMAN_SHARD_IO=node) and two bare relays (relay.ts: no
  * pooling, bytes passed untouched). Rounds go through every target in turn, so drift on a shared machine
  * reaches all of them alike.
  */
@@ -57,10 +58,13 @@ export async function runIoFloor(options: BenchOptions, command: string, log: (l
     stops.add('Doorman', () => doorman.stop());
     const oneShard = await startBenchDoorman(pg, { ...settings, workers: 1 });
     stops.add('Doorman (workers 1)', () => oneShard.stop());
+    const nodeSockets = await startBenchDoorman(pg, settings, { DOORMAN_SHARD_IO: 'node' });
+    stops.add('Doorman (Node sockets)', () => nodeSockets.stop());
     const targets: FloorTarget[] = [
       { label: 'PgBouncer', kind: 'pgbouncer', endpoint: { target: pgbouncer.target(SCRAM_USER), poolerPid: pgbouncer.pid } },
       { label: 'Doorman', kind: 'doorman', endpoint: { target: doorman.target(SCRAM_USER), poolerPid: doorman.pid } },
       { label: 'Doorman, workers 1', kind: 'doorman', endpoint: { target: oneShard.target(SCRAM_USER), poolerPid: oneShard.pid } },
+      { label: 'Doorman, Node sockets', kind: 'doorman', endpoint: { target: nodeSockets.target(SCRAM_USER), poolerPid: nodeSockets.pid } },
       { label: 'relay, data events', kind: 'direct', endpoint: await startRelay('data', pg.port, stops) },
       { label: 'relay, onread', kind: 'direct', endpoint: await startRelay('onread', pg.port, stops) },
     ];

@@ -57,7 +57,8 @@ export async function initPgbenchTables(pg: PgCluster): Promise<void> {
   if (result.code !== 0) throw new Error(`pgbench -i failed (exit ${String(result.code)}):\n${result.stderr.trim()}`);
 }
 
-export function startBenchDoorman(pg: PgCluster, settings: PoolerSettings): Promise<DoormanProcess> {
+/** `env` reaches the Doorman process (e.g. DOORMAN_SHARD_IO=node). */
+export function startBenchDoorman(pg: PgCluster, settings: PoolerSettings, env?: Record<string, string>): Promise<DoormanProcess> {
   const config = doormanConfigFor(pg, {
     users: [settings.user],
     poolMode: 'transaction',
@@ -77,7 +78,7 @@ export function startBenchDoorman(pg: PgCluster, settings: PoolerSettings): Prom
         : {}),
     },
   });
-  return startDoorman(config, { ringSize: 2000 });
+  return startDoorman(config, { ringSize: 2000, ...(env === undefined ? {} : { env }) });
 }
 
 export function startBenchPgBouncer(pg: PgCluster, settings: PoolerSettings): Promise<PgBouncerProcess> {

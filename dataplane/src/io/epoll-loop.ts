@@ -1,0 +1,173 @@
+/**
+ * A shard's own event loop for plain TCP and Unix sockets. `npm run bench -- --io-floor` showed that a relay
+ * on Node sockets spends more CPU per transaction than PgBouncer before doing any pooling; a relay that waits
+ * in its own epoll_wait and calls recv/send directly matches PgBouncer. So the shard waits here, in one
+ * epoll set holding its sockets and libuv's own epoll descriptor, and returns to libuv whenever libuv has
+ * something to do: a ready descriptor (a message from the main thread, a TLS socket, a connect), a due
+ * timer, or a watcher it has not polled yet. libuv calls back in through a pipe it reads as a Node socket
+ * (a koffi poll handle was tried first: its callback aborts the process when a worker is terminated).
+ *
+ * Callbacks queued while this loop runs (process.nextTick, promise reactions) run when it returns; it
+ * returns after `MAX_SLEEP_MS` at the latest, and at once when a caller asks with `yieldSoon()`.
+ */
+import net from 'node:net';
+import {
+  EINTR,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
+  EPOLL_CTL_MOD,
+  EPOLL_EVENT_SIZE,
+  EPOLLIN,
+  close,
+  epollCreate,
+  epollCtl,
+  epollWait,
+  errno,
+  pipe,
+  pokeByte,
+} from './libc.js';
+import { probeUvLoop, type UvLoop } from './uv-loop.js';
+
+/** Readiness of one descriptor, as epoll reports it. */
+export interface EpollHandler {
+  onEvents(events: number): void;
+}
+
+const MAX_EVENTS = 256;
+/** The longest wait without returning to libuv, as a bound on how late a queued callback runs. */
+const MAX_SLEEP_MS = 50;
+
+export class EpollLoop {
+  private readonly handlers: (EpollHandler | undefined)[] = [];
+  private readonly events = Buffer.alloc(EPOLL_EVENT_SIZE * MAX_EVENTS);
+  private readonly ctl = Buffer.alloc(EPOLL_EVENT_SIZE);
+  private readonly deferred: (() => void)[] = [];
+  private readonly wakeReader: net.Socket;
+  private readonly wake: number;
+  private running = false;
+  private yieldRequested = false;
+  private closed = false;
+
+  /** A loop for the calling thread, or null where libuv's loop cannot be read (then Node's sockets are used). */
+  static start(onError: (err: unknown) => void): EpollLoop | null {
+    const uv = probeUvLoop();
+    return uv === null ? null : new EpollLoop(uv, onError);
+  }
+
+  private constructor(
+    private readonly uv: UvLoop,
+    private readonly onError: (err: unknown) => void,
+    private readonly epfd = epollCreate(),
+  ) {
+    this.control(EPOLL_CTL_ADD, uv.backendFd, EPOLLIN);
+    const [readEnd, writeEnd] = pipe();
+    this.wake = writeEnd;
+    this.wakeReader = new net.Socket({ fd: readEnd, readable: true, writable: false });
+    this.wakeReader.on('data', () => this.run());
+    // The shard's port keeps the thread alive; this socket must not.
+    this.wakeReader.unref();
+    pokeByte(writeEnd);
+  }
+
+  add(fd: number, handler: EpollHandler, events: number): void {
+    this.handlers[fd] = handler;
+    this.control(EPOLL_CTL_ADD, fd, events);
+  }
+
+  modify(fd: number, events: number): void {
+    this.control(EPOLL_CTL_MOD, fd, events);
+  }
+
+  remove(fd: number): void {
+    this.handlers[fd] = undefined;
+    this.control(EPOLL_CTL_DEL, fd, 0);
+  }
+
+  /** Runs `fn` after the current batch of events (or on the next tick outside the loop): never re-entrantly. */
+  defer(fn: () => void): void {
+    if (this.running) this.deferred.push(fn);
+    else process.nextTick(fn);
+  }
+
+  /** Hands control back to libuv after the current batch, so callbacks queued with Node run now. */
+  yieldSoon(): void {
+    this.yieldRequested = true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.wakeReader.destroy();
+    close(this.wake);
+    close(this.epfd);
+  }
+
+  private control(op: number, fd: number, events: number): void {
+    this.ctl.writeUInt32LE(events, 0);
+    this.ctl.writeInt32LE(fd, 4);
+    if (epollCtl(this.epfd, op, fd, this.ctl) < 0 && op !== EPOLL_CTL_DEL) {
+      throw new Error(`epoll_ctl(${op}) on descriptor ${fd} failed (errno ${errno()})`);
+    }
+  }
+
+  private run(): void {
+    if (this.closed) return;
+    const uv = this.uv;
+    const backendFd = uv.backendFd;
+    const events = this.events;
+    const handlers = this.handlers;
+    this.running = true;
+    try {
+      for (;;) {
+        if (uv.watchersPending()) break;
+        let timeout = uv.timeout();
+        if (timeout === 0) break;
+        if (timeout < 0 || timeout > MAX_SLEEP_MS) timeout = MAX_SLEEP_MS;
+        const n = epollWait(this.epfd, events, MAX_EVENTS, timeout);
+        if (n < 0) {
+          if (errno() === EINTR) continue;
+          throw new Error(`epoll_wait failed (errno ${errno()})`);
+        }
+        // Nothing ready within the timeout: a libuv timer is due.
+        if (n === 0) break;
+        let uvReady = false;
+        for (let i = 0; i < n; i++) {
+          const at = i * EPOLL_EVENT_SIZE;
+          const fd = events.readInt32LE(at + 4);
+          if (fd === backendFd) {
+            uvReady = true;
+            continue;
+          }
+          const h = handlers[fd];
+          if (h === undefined) continue;
+          try {
+            h.onEvents(events.readUInt32LE(at));
+          } catch (err) {
+            this.onError(err);
+          }
+        }
+        this.runDeferred();
+        if (uvReady || this.yieldRequested) break;
+      }
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      this.runDeferred();
+      this.running = false;
+      this.yieldRequested = false;
+    }
+    if (!this.closed) pokeByte(this.wake);
+  }
+
+  private runDeferred(): void {
+    const q = this.deferred;
+    for (let i = 0; i < q.length; i++) {
+      try {
+        q[i]();
+      } catch (err) {
+        this.onError(err);
+      }
+    }
+    q.length = 0;
+  }
+}

@@ -1,0 +1,168 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { once } from 'node:events';
+import { SocketReader } from '../session/socket-reader.js';
+import { dupDescriptor } from '../workers/fd.js';
+import { EpollLoop } from './epoll-loop.js';
+import { RawSocket } from './raw-socket.js';
+
+const loop = EpollLoop.start((err) => {
+  throw err;
+});
+after(() => loop?.close());
+
+/** A loopback connection: a Node socket on one end, a RawSocket on the shard loop on the other. */
+async function pair(): Promise<{ peer: net.Socket; raw: RawSocket; reader: SocketReader; close: () => void }> {
+  const server = net.createServer({ pauseOnConnect: true });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const peer = net.connect({ host: '127.0.0.1', port });
+  const [s] = await accepted;
+  const fd = dupDescriptor((s as unknown as { _handle: { fd: number } })._handle.fd);
+  const address = s.remoteAddress;
+  const remotePort = s.remotePort;
+  s.destroy();
+  const reader = new SocketReader();
+  const raw = new RawSocket(fd, loop!, reader, address, remotePort);
+  return {
+    peer,
+    raw,
+    reader,
+    close: () => {
+      peer.destroy();
+      raw.destroy();
+      server.close();
+    },
+  };
+}
+
+function collect(reader: SocketReader, until: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  return new Promise((resolve) => {
+    reader.onChunk = (chunk) => {
+      parts.push(Buffer.from(chunk));
+      n += chunk.length;
+      if (n >= until) resolve(Buffer.concat(parts));
+    };
+  });
+}
+
+test('the loop starts on this platform (otherwise shards fall back to Node sockets)', () => {
+  assert.notEqual(loop, null);
+});
+
+test('bytes flow both ways; a slice is sent from its own offset', async () => {
+  const { peer, raw, reader, close } = await pair();
+  assert.equal(raw.remoteAddress, '127.0.0.1');
+  const got = collect(reader, 5);
+  peer.write('hello');
+  assert.equal((await got).toString(), 'hello');
+  const back = once(peer, 'data');
+  assert.equal(raw.write(Buffer.from('xxworldyy').subarray(2, 7)), true);
+  assert.equal(String((await back)[0]), 'world');
+  close();
+});
+
+test('a write the kernel cannot take is queued, drains in order, and emits drain', async () => {
+  const { peer, raw, close } = await pair();
+  peer.pause();
+  const block = Buffer.alloc(1024 * 1024);
+  const sent = createHash('sha256');
+  for (let i = 0; i < 16; i++) {
+    block.fill(i);
+    const copy = Buffer.from(block);
+    sent.update(copy);
+    raw.write(copy);
+  }
+  assert.ok(raw.writableLength > 0, 'a peer that does not read leaves bytes queued');
+  const received = createHash('sha256');
+  let n = 0;
+  const all = new Promise<void>((resolve) =>
+    peer.on('data', (b: Buffer) => {
+      received.update(b);
+      n += b.length;
+      if (n === 16 * 1024 * 1024) resolve();
+    }),
+  );
+  const drained = once(raw, 'drain');
+  peer.resume();
+  await drained;
+  await all;
+  assert.equal(raw.writableLength, 0);
+  assert.equal(received.digest('hex'), sent.digest('hex'));
+  close();
+});
+
+test('a paused socket delivers nothing until resumed', async () => {
+  const { peer, raw, reader, close } = await pair();
+  raw.pause();
+  let seen = 0;
+  reader.onChunk = (c) => {
+    seen += c.length;
+  };
+  peer.write('abc');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(seen, 0);
+  const got = collect(reader, 3);
+  raw.resume();
+  assert.equal((await got).toString(), 'abc');
+  close();
+});
+
+test('the peer closing gives end, then close, once', async () => {
+  const { peer, raw, close } = await pair();
+  const events: string[] = [];
+  raw.on('end', () => events.push('end'));
+  raw.on('close', () => events.push('close'));
+  const closed = once(raw, 'close');
+  peer.end();
+  await closed;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(events, ['end', 'close']);
+  assert.equal(raw.destroyed, true);
+  close();
+});
+
+test('a peer that hangs up while the socket is paused is reported once reading resumes', async () => {
+  const { peer, raw, close } = await pair();
+  raw.pause();
+  peer.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(raw.destroyed, false);
+  const closed = once(raw, 'close');
+  raw.resume();
+  await closed;
+  close();
+});
+
+test('end() sends what is queued, then half-closes', async () => {
+  const { peer, raw, close } = await pair();
+  const parts: Buffer[] = [];
+  peer.on('data', (b: Buffer) => parts.push(b));
+  const ended = once(peer, 'end');
+  raw.end(Buffer.from('bye'));
+  await ended;
+  assert.equal(Buffer.concat(parts).toString(), 'bye');
+  assert.equal(raw.writable, false);
+  close();
+});
+
+test('toNodeSocket hands the connection to a Node socket without closing it', async () => {
+  const { peer, raw, close } = await pair();
+  let closed = false;
+  raw.on('close', () => {
+    closed = true;
+  });
+  const s = raw.toNodeSocket();
+  const got = once(s, 'data');
+  peer.write('still here');
+  assert.equal(String((await got)[0]), 'still here');
+  assert.equal(closed, false);
+  s.destroy();
+  close();
+});

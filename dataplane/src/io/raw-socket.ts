@@ -1,0 +1,211 @@
+/**
+ * A connected socket driven by the shard's EpollLoop: reads with recv(2) into the thread's read buffer
+ * (then into a slab, through the same SocketReader as Node's onread path), writes with send(2) straight
+ * from the caller's buffer, and queues only what the kernel did not take. It offers the part of
+ * net.Socket's interface the sessions use, with the same events: 'end', 'error', 'close' and 'drain'.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { ByteSocket } from '../session/byte-socket.js';
+import type { SocketReader } from '../session/socket-reader.js';
+import { dupDescriptor } from '../workers/fd.js';
+import type { EpollHandler, EpollLoop } from './epoll-loop.js';
+import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, close, errno, recv, send, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
+
+const ERRNO_NAMES: Record<number, string> = { 32: 'EPIPE', 104: 'ECONNRESET', 110: 'ETIMEDOUT', 113: 'EHOSTUNREACH' };
+
+function socketError(code: number, op: string): NodeJS.ErrnoException {
+  const name = ERRNO_NAMES[code] ?? `errno ${code}`;
+  const err: NodeJS.ErrnoException = new Error(`${op} ${name}`);
+  err.code = name;
+  err.errno = -code;
+  err.syscall = op;
+  return err;
+}
+
+export class RawSocket extends EventEmitter implements ByteSocket, EpollHandler {
+  destroyed = false;
+  writable = true;
+  readyState: 'open' | 'readOnly' | 'closed' = 'open';
+  writableLength = 0;
+  private readonly queue: Buffer[] = [];
+  private reading = true;
+  /** The events registered with epoll; -1 when the descriptor is out of the set (hung up while paused). */
+  private registered = EPOLLIN;
+  private ending = false;
+  private readonly readBuffer: Buffer;
+
+  constructor(
+    readonly fd: number,
+    private readonly loop: EpollLoop,
+    private readonly reader: SocketReader,
+    /** undefined for a Unix-domain socket */
+    readonly remoteAddress: string | undefined,
+    readonly remotePort: number | undefined,
+  ) {
+    super();
+    this.readBuffer = reader.options.buffer as Buffer;
+    loop.add(fd, this, EPOLLIN);
+  }
+
+  onEvents(events: number): void {
+    if ((events & EPOLLOUT) !== 0) this.flushQueue();
+    if (this.destroyed) return;
+    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) === 0) return;
+    if (this.reading) return this.readOnce();
+    // epoll reports a hang-up even without interest in reads: leave the set until reading resumes.
+    if (this.queue.length === 0) {
+      this.loop.remove(this.fd);
+      this.registered = -1;
+    }
+  }
+
+  write(buf: Uint8Array): boolean {
+    if (this.destroyed || !this.writable) return false;
+    const b = buf as Buffer;
+    if (this.queue.length > 0) {
+      this.enqueue(b);
+      return false;
+    }
+    const n = send(this.fd, b);
+    if (n === b.length) return true;
+    if (n < 0) {
+      const e = errno();
+      if (e !== EAGAIN && e !== EINTR) {
+        this.fail(e, 'write');
+        return false;
+      }
+      this.enqueue(b);
+    } else {
+      this.enqueue(b.subarray(n));
+    }
+    return false;
+  }
+
+  cork(): void {}
+
+  uncork(): void {}
+
+  end(buf?: Uint8Array): this {
+    if (buf !== undefined) this.write(buf);
+    if (this.destroyed || !this.writable) return this;
+    this.writable = false;
+    this.readyState = 'readOnly';
+    if (this.queue.length === 0) shutdownWrite(this.fd);
+    else this.ending = true;
+    return this;
+  }
+
+  destroy(err?: Error): this {
+    if (this.destroyed) return this;
+    this.release();
+    this.loop.defer(() => {
+      if (err !== undefined) this.emit('error', err);
+      this.emit('close', err !== undefined);
+    });
+    return this;
+  }
+
+  pause(): this {
+    this.reading = false;
+    this.updateInterest();
+    return this;
+  }
+
+  resume(): this {
+    this.reading = true;
+    this.updateInterest();
+    return this;
+  }
+
+  /** Nothing is ever buffered on this side of the kernel. */
+  read(): null {
+    return null;
+  }
+
+  setNoDelay(noDelay = true): this {
+    if (this.remoteAddress !== undefined) setNoDelay(this.fd, noDelay);
+    return this;
+  }
+
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    if (this.remoteAddress !== undefined) setKeepAlive(this.fd, enable, initialDelay);
+    return this;
+  }
+
+  /** The same connection as a Node socket (for TLS); this object lets go of it without a 'close'. */
+  toNodeSocket(): net.Socket {
+    const fd = dupDescriptor(this.fd);
+    this.release();
+    return new net.Socket({ fd, readable: true, writable: true });
+  }
+
+  private release(): void {
+    this.destroyed = true;
+    this.writable = false;
+    this.readyState = 'closed';
+    if (this.registered !== -1) this.loop.remove(this.fd);
+    close(this.fd);
+    this.queue.length = 0;
+    this.writableLength = 0;
+  }
+
+  private readOnce(): void {
+    const n = recv(this.fd, this.readBuffer);
+    if (n > 0) {
+      this.reader.options.callback(n, this.readBuffer);
+      return;
+    }
+    if (n === 0) {
+      this.emit('end');
+      this.destroy();
+      return;
+    }
+    const e = errno();
+    if (e !== EAGAIN && e !== EINTR) this.fail(e, 'read');
+  }
+
+  private enqueue(b: Buffer): void {
+    this.queue.push(b);
+    this.writableLength += b.length;
+    this.updateInterest();
+  }
+
+  private flushQueue(): void {
+    const q = this.queue;
+    while (q.length > 0) {
+      const b = q[0];
+      const n = send(this.fd, b);
+      if (n < 0) {
+        const e = errno();
+        if (e === EAGAIN || e === EINTR) return;
+        return this.fail(e, 'write');
+      }
+      this.writableLength -= n;
+      if (n < b.length) {
+        q[0] = b.subarray(n);
+        return;
+      }
+      q.shift();
+    }
+    this.updateInterest();
+    if (this.ending) {
+      this.ending = false;
+      shutdownWrite(this.fd);
+    }
+    this.emit('drain');
+  }
+
+  private fail(code: number, op: string): void {
+    this.destroy(socketError(code, op));
+  }
+
+  private updateInterest(): void {
+    if (this.destroyed) return;
+    const want = (this.reading ? EPOLLIN : 0) | (this.queue.length > 0 ? EPOLLOUT : 0);
+    if (want === this.registered) return;
+    if (this.registered === -1) this.loop.add(this.fd, this, want);
+    else this.loop.modify(this.fd, want);
+    this.registered = want;
+  }
+}

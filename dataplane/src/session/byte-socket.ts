@@ -1,0 +1,27 @@
+/**
+ * What a client or server connection needs from its socket. A Node `net.Socket` (TLS, or where the shard
+ * has no loop of its own) and a `RawSocket` on the shard's epoll loop both provide it.
+ */
+export interface ByteSocket {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+  readonly writableLength: number;
+  readonly readyState: string;
+  write(buf: Uint8Array): boolean;
+  end(): unknown;
+  end(buf: Uint8Array): unknown;
+  destroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  cork(): void;
+  uncork(): void;
+  setNoDelay(noDelay?: boolean): unknown;
+  setKeepAlive(enable?: boolean, initialDelay?: number): unknown;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  once(event: string, listener: (...args: any[]) => void): unknown;
+  removeAllListeners(event?: string): unknown;
+  /** Bytes read from the kernel and not yet delivered (a paused Node socket may hold some). */
+  read(): Buffer | null;
+}
