@@ -166,3 +166,25 @@ test('toNodeSocket hands the connection to a Node socket without closing it', as
   s.destroy();
   close();
 });
+
+test('while the loop waits, libuv still runs timers and Node sockets', async () => {
+  const { peer, raw, reader, close } = await pair();
+  const started = Date.now();
+  await new Promise((r) => setTimeout(r, 120));
+  assert.ok(Date.now() - started < 1000);
+  // A Node connection opened from inside a RawSocket read completes: its watcher is polled by libuv.
+  const server = net.createServer((s) => s.end('pong'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const answer = new Promise<string>((resolve) => {
+    reader.onChunk = () => {
+      const c = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+      c.on('data', (b: Buffer) => resolve(String(b)));
+    };
+  });
+  peer.write('go');
+  assert.equal(await answer, 'pong');
+  server.close();
+  assert.equal(raw.destroyed, false);
+  close();
+});

@@ -125,6 +125,8 @@ export class ServerConnection implements PoolServer {
     });
     if (this.unixSocket) s.connect({ path: `${db.serverHost}/.s.PGSQL.${db.serverPort}` });
     else s.connect({ host: db.serverHost, port: db.serverPort });
+    // Node starts the connect on the next tick, which runs only once the shard's loop hands back to libuv.
+    this.host.io?.yieldSoon();
   }
 
   private bindSocket(s: ByteSocket): void {
@@ -452,6 +454,7 @@ export class ServerConnection implements PoolServer {
     };
     s.setTimeout(this.host.general.connectTimeout, finish);
     s.on('connect', () => s.end(cancelRequest(this.processId, this.secretKey)));
+    this.host.io?.yieldSoon();
     s.on('error', finish);
     s.on('close', finish);
   }

@@ -3,8 +3,9 @@
  * ArrayBuffer and pushes it through the Readable machinery: `npm run bench -- --io-floor` measured a bare
  * relay at about 14.5 µs of CPU per select-only transaction with 'data' events and 12.3 µs reading into one
  * buffer and copying out.
- * With `onread`, libuv reads into one buffer per thread and the bytes are copied into consecutive ranges of
- * a slab; a chunk is never overwritten, so anything may keep a slice of it (queued messages, held replies).
+ * With `onread` (or recv(2) on the shard's own loop, io/raw-socket.ts), reads land in one buffer per thread
+ * and the bytes are copied into consecutive ranges of a slab; a chunk is never overwritten, so anything may
+ * keep a slice of it (queued messages, held replies).
  */
 import type net from 'node:net';
 
