@@ -3,6 +3,7 @@
  * backends PostgreSQL has for a role.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import pg from 'pg';
 import type { PgCluster } from './postgres.js';
 
@@ -60,4 +61,38 @@ export async function backendActivity(cluster: PgCluster, user: string): Promise
     .split('|')
     .map(Number);
   return { total, idleInTransaction: idle };
+}
+
+/** The BackendKeyData a pg client got at login. */
+export interface Keyed {
+  processID: number;
+  secretKey: number;
+}
+
+export function keyOf(client: pg.Client): Keyed {
+  const k = client as unknown as Keyed;
+  assert.equal(typeof k.processID, 'number');
+  assert.equal(typeof k.secretKey, 'number');
+  return { processID: k.processID, secretKey: k.secretKey };
+}
+
+/** Sends a raw CancelRequest (length 16, code 80877102, pid, secret) and waits for the pooler to close. */
+export function sendCancel(port: number, key: Keyed): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const packet = Buffer.alloc(16);
+    packet.writeInt32BE(16, 0);
+    packet.writeInt32BE(80877102, 4);
+    packet.writeInt32BE(key.processID, 8);
+    packet.writeInt32BE(key.secretKey | 0, 12);
+    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(packet));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('the cancel connection was not closed within 5 s'));
+    }, 5_000);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

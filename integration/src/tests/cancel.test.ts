@@ -4,45 +4,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { SCRAM_USER, backendPid, connectPg, startDoorman, startPostgres, type DoormanConfig, type DoormanProcess, type PgCluster } from '../harness/index.js';
+import { SCRAM_USER, backendPid, connectPg, keyOf, sendCancel, startDoorman, startPostgres, type DoormanConfig, type DoormanProcess, type PgCluster } from '../harness/index.js';
 
 const SUITE_TIMEOUT_MS = 90_000;
-
-interface Keyed {
-  processID: number;
-  secretKey: number;
-}
-
-function keyOf(client: pg.Client): Keyed {
-  const k = client as unknown as Keyed;
-  assert.equal(typeof k.processID, 'number');
-  assert.equal(typeof k.secretKey, 'number');
-  return { processID: k.processID, secretKey: k.secretKey };
-}
-
-/** Sends a raw CancelRequest (length 16, code 80877102, pid, secret) and waits for the pooler to close. */
-function sendCancel(port: number, key: Keyed): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const packet = Buffer.alloc(16);
-    packet.writeInt32BE(16, 0);
-    packet.writeInt32BE(80877102, 4);
-    packet.writeInt32BE(key.processID, 8);
-    packet.writeInt32BE(key.secretKey | 0, 12);
-    const socket = net.connect({ host: '127.0.0.1', port }, () => socket.write(packet));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('the cancel connection was not closed within 5 s'));
-    }, 5_000);
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 /** Runs `sql`; resolves with the SQLSTATE it failed with (or 'ok') and how long it took. */
 async function timed(client: pg.Client, sql: string): Promise<{ outcome: string; ms: number }> {

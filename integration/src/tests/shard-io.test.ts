@@ -14,7 +14,9 @@ import {
   connectPg,
   doormanConfigFor,
   eventually,
+  keyOf,
   psql,
+  sendCancel,
   sqlError,
   startDoorman,
   startPostgres,
@@ -122,30 +124,12 @@ for (const mode of ['epoll', 'node'] as const) {
       try {
         const q = sqlError(c.query('select pg_sleep(30)'));
         await new Promise((r) => setTimeout(r, 300));
-        const other = await connect();
-        const pid = (c as unknown as { processID: number }).processID;
-        const secret = (c as unknown as { secretKey: number }).secretKey;
-        await other.end();
-        await cancelRequest(d().port, pid, secret);
+        await sendCancel(d().port, keyOf(c));
         const err = await q;
         assert.equal(err.code, '57014');
       } finally {
         await c.end();
       }
     });
-  });
-}
-
-async function cancelRequest(port: number, processId: number, secretKey: number): Promise<void> {
-  const net = await import('node:net');
-  const buf = Buffer.alloc(16);
-  buf.writeInt32BE(16, 0);
-  buf.writeInt32BE(80877102, 4);
-  buf.writeInt32BE(processId, 8);
-  buf.writeInt32BE(secretKey, 12);
-  await new Promise<void>((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => s.end(buf));
-    s.on('close', () => resolve());
-    s.on('error', reject);
   });
 }
