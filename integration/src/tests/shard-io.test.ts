@@ -123,7 +123,13 @@ for (const mode of ['epoll', 'node'] as const) {
       const c = await connect();
       try {
         const q = sqlError(c.query('select pg_sleep(30)'));
-        await new Promise((r) => setTimeout(r, 300));
+        // A cancel reaches a query on a server; one still waiting for a server has nothing to cancel yet.
+        await eventually(
+          async () => Number(await cluster!.query("SELECT count(*) FROM pg_stat_activity WHERE query = 'select pg_sleep(30)' AND state = 'active'")),
+          (n) => n > 0,
+          10_000,
+          'the query running on PostgreSQL',
+        );
         await sendCancel(d().port, keyOf(c));
         const err = await q;
         assert.equal(err.code, '57014');
