@@ -709,6 +709,8 @@ export class ClientConnection implements PoolClient {
       raw.removeAllListeners();
       raw = raw.toNodeSocket();
       raw.on('error', () => this.onClose());
+      // Node starts reading the new socket on the next tick: let libuv run it now.
+      this.host.io?.yieldSoon();
     }
     // From here TLS reads the descriptor; nothing may reach the framer unencrypted.
     if (this.reader !== null) this.reader.onChunk = () => this.fatal(E.protocolViolation, 'received unencrypted data after SSL request');
