@@ -19,7 +19,7 @@ import { MetricsServer } from './metrics/server.js';
 import { slotStride } from './pool/budget.js';
 import type { MigratedClient, NewToOld, OldToNew } from './upgrade/messages.js';
 import { checkTarget, startNewProcess, type UpgradeTarget } from './upgrade/spawn.js';
-import { dupDescriptor } from './workers/fd.js';
+import { dupSocketDescriptor } from './workers/fd.js';
 import { MAX_SHARDS, ownerShard, type MainToShard, type ShardInit, type ShardToMain, type SlotTable } from './workers/messages.js';
 
 /** Pools (database, user) the shared budget memory has room for over the process's life. */
@@ -194,7 +194,7 @@ export class Doorman {
     const address = socket.remoteAddress;
     const port = socket.remotePort;
     try {
-      fd = dupDescriptor((socket as unknown as { _handle: { fd: number } })._handle.fd);
+      fd = dupSocketDescriptor(socket);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'cannot hand a client over to a worker');
       socket.destroy();
@@ -401,7 +401,7 @@ export class Doorman {
     (socket as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
     let fd: number;
     try {
-      fd = dupDescriptor((socket as unknown as { _handle: { fd: number } })._handle.fd);
+      fd = dupSocketDescriptor(socket);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'upgrade: cannot take over a client');
       socket.destroy();

@@ -33,7 +33,7 @@ import { ServerConnection } from './session/server.js';
 import { SocketReader, type ReadingSocketOptions } from './session/socket-reader.js';
 import { errorResponse } from './protocol/backend.js';
 import type { MigratedClient } from './upgrade/messages.js';
-import { dupDescriptor } from './workers/fd.js';
+import { dupDescriptor, dupSocketDescriptor } from './workers/fd.js';
 import type { EpollLoop } from './io/epoll-loop.js';
 import { RawSocket } from './io/raw-socket.js';
 import type { ByteSocket } from './session/byte-socket.js';
@@ -337,7 +337,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
       let fd: number;
       try {
         const s = c.socket;
-        fd = dupDescriptor(s instanceof RawSocket ? s.fd : (s as unknown as { _handle: { fd: number } })._handle.fd);
+        fd = s instanceof RawSocket ? dupDescriptor(s.fd) : dupSocketDescriptor(s as net.Socket);
       } catch (err) {
         this.log.error({ client: c.id, err: (err as Error).message }, 'cannot hand a client over to the new process');
         c.socket.destroy();

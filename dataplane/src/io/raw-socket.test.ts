@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { SocketReader } from '../session/socket-reader.js';
-import { dupDescriptor } from '../workers/fd.js';
+import { dupSocketDescriptor } from '../workers/fd.js';
 import { EpollLoop } from './epoll-loop.js';
 import { RawSocket } from './raw-socket.js';
 
@@ -22,7 +22,7 @@ async function pair(): Promise<{ peer: net.Socket; raw: RawSocket; reader: Socke
   const accepted = once(server, 'connection') as Promise<[net.Socket]>;
   const peer = net.connect({ host: '127.0.0.1', port });
   const [s] = await accepted;
-  const fd = dupDescriptor((s as unknown as { _handle: { fd: number } })._handle.fd);
+  const fd = dupSocketDescriptor(s);
   const address = s.remoteAddress;
   const remotePort = s.remotePort;
   s.destroy();

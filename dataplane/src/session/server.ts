@@ -24,7 +24,7 @@ import type { SessionHost } from './host.js';
 import { SocketReader, type ReadingSocketOptions } from './socket-reader.js';
 import type { ByteSocket } from './byte-socket.js';
 import { RawSocket } from '../io/raw-socket.js';
-import { dupDescriptor } from '../workers/fd.js';
+import { dupSocketDescriptor } from '../workers/fd.js';
 
 export const enum ServerState {
   Connecting,
@@ -185,7 +185,7 @@ export class ServerConnection implements PoolServer {
     const io = this.host.io;
     if (io === null || this.tls) return;
     const old = this.nodeSocket;
-    const fd = dupDescriptor((old as unknown as { _handle: { fd: number } })._handle.fd);
+    const fd = dupSocketDescriptor(old);
     old.removeAllListeners();
     old.on('error', () => {});
     old.destroy();
