@@ -58,9 +58,9 @@ export function recv(fd: number, buf: Buffer): number {
   return recvFn(fd, buf, buf.length, MSG_DONTWAIT);
 }
 
-/** Writes without blocking and without SIGPIPE: bytes written, or -1 with errno set. */
-export function send(fd: number, buf: Buffer): number {
-  return sendFn(fd, buf, buf.length, MSG_DONTWAIT | MSG_NOSIGNAL);
+/** Writes buf[0, length) without blocking and without SIGPIPE: bytes written, or -1 with errno set. */
+export function send(fd: number, buf: Buffer, length = buf.length): number {
+  return sendFn(fd, buf, length, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 export function shutdownWrite(fd: number): void {

@@ -98,6 +98,37 @@ test('a write the kernel cannot take is queued, drains in order, and emits drain
   close();
 });
 
+test('a transient write keeps a copy of what the kernel did not take: the caller reuses its buffer at once', async () => {
+  const { peer, raw, close } = await pair();
+  peer.pause();
+  const scratch = Buffer.alloc(64 * 1024);
+  const sent = createHash('sha256');
+  let queuedAt = -1;
+  for (let i = 0; i < 256; i++) {
+    scratch.fill(i & 0xff);
+    const length = 1000 + i * 200;
+    sent.update(scratch.subarray(0, length));
+    if (!raw.writeTransient(scratch, length) && queuedAt < 0) queuedAt = i;
+  }
+  // Whatever stayed queued must survive the scratch buffer being overwritten.
+  scratch.fill(0xee);
+  assert.ok(queuedAt >= 0 && raw.writableLength > 0, 'a peer that does not read leaves bytes queued');
+  const total = Array.from({ length: 256 }, (_, i) => 1000 + i * 200).reduce((a, b) => a + b, 0);
+  const received = createHash('sha256');
+  let n = 0;
+  const all = new Promise<void>((resolve) =>
+    peer.on('data', (b: Buffer) => {
+      received.update(b);
+      n += b.length;
+      if (n === total) resolve();
+    }),
+  );
+  peer.resume();
+  await all;
+  assert.equal(received.digest('hex'), sent.digest('hex'));
+  close();
+});
+
 test('a paused socket delivers nothing until resumed', async () => {
   const { peer, raw, reader, close } = await pair();
   raw.pause();

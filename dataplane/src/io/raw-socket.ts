@@ -61,24 +61,32 @@ export class RawSocket extends EventEmitter implements ByteSocket, EpollHandler 
   }
 
   write(buf: Uint8Array): boolean {
+    return this.put(buf as Buffer, buf.length, false);
+  }
+
+  /** Writes buf[0, length) and copies whatever the kernel does not take: the caller reuses `buf` at once. */
+  writeTransient(buf: Buffer, length: number): boolean {
+    return this.put(buf, length, true);
+  }
+
+  private put(b: Buffer, length: number, transient: boolean): boolean {
     if (this.destroyed || !this.writable) return false;
-    const b = buf as Buffer;
-    if (this.queue.length > 0) {
-      this.enqueue(b);
-      return false;
-    }
-    const n = send(this.fd, b);
-    if (n === b.length) return true;
-    if (n < 0) {
-      const e = errno();
-      if (e !== EAGAIN && e !== EINTR) {
-        this.fail(e, 'write');
-        return false;
+    let sent = 0;
+    if (this.queue.length === 0) {
+      const n = send(this.fd, b, length);
+      if (n === length) return true;
+      if (n < 0) {
+        const e = errno();
+        if (e !== EAGAIN && e !== EINTR) {
+          this.fail(e, 'write');
+          return false;
+        }
+      } else {
+        sent = n;
       }
-      this.enqueue(b);
-    } else {
-      this.enqueue(b.subarray(n));
     }
+    if (transient) this.enqueue(Buffer.from(b.subarray(sent, length)));
+    else this.enqueue(sent === 0 && length === b.length ? b : b.subarray(sent, length));
     return false;
   }
 

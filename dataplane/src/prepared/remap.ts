@@ -28,7 +28,7 @@ import { query, readQueryText } from '../protocol/frontend.js';
 import { beginTag } from '../session/begin.js';
 import { ResponseQueue, Slot } from '../session/responses.js';
 import type { Outbox } from '../session/outbox.js';
-import type { PreparedStatement, ServerStatements, StatementRegistry } from './statements.js';
+import { isStatementOf, type PreparedStatement, type ServerStatements, type StatementRegistry } from './statements.js';
 
 export type LocalAnswer = { kind: 'prepared' } | { kind: 'begin'; text: string } | { kind: 'end'; tag: 'COMMIT' | 'ROLLBACK' };
 
@@ -82,6 +82,8 @@ export class StatementRemapper {
   readonly responses = new ResponseQueue();
   private readonly named = new Map<string, PreparedStatement>();
   private unnamed: PreparedStatement | null = null;
+  /** The statement of this client's last Parse: most clients parse the same few texts again and again. */
+  private lastParsed: PreparedStatement | null = null;
 
   constructor(
     private readonly registry: StatementRegistry,
@@ -101,7 +103,7 @@ export class StatementRemapper {
    */
   exportNames(): [string | null, Buffer][] {
     const out: [string | null, Buffer][] = [];
-    const rest = (st: PreparedStatement): Buffer => st.parse.subarray(5 + Buffer.byteLength(st.name) + 1);
+    const rest = (st: PreparedStatement): Buffer => st.parse.subarray(st.restAt);
     if (this.unnamed !== null) out.push([null, rest(this.unnamed)]);
     for (const [name, st] of this.named) out.push([name, rest(st)]);
     return out;
@@ -233,7 +235,9 @@ export class StatementRemapper {
         return this.fail(toServer, '54000', `too many prepared statements on this connection (limit ${this.limits.maxPerClient})`);
       }
     }
-    const st = this.registry.lookup(buf, restStart, end);
+    const last = this.lastParsed;
+    const st = last !== null && isStatementOf(last, buf, restStart, end) ? last : this.registry.lookup(buf, restStart, end);
+    this.lastParsed = st;
     const key = name === '' ? null : name;
     const change: NameChange = { name: key, prev: this.current(key), st, server: false };
     this.setName(key, st);

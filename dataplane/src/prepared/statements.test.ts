@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildParse, readParse } from '../protocol/extended.js';
-import { ServerStatements, StatementRegistry } from './statements.js';
+import { isStatementOf, ServerStatements, StatementRegistry } from './statements.js';
 
 function parseMsg(name: string, sql: string, oids: number[] = []): { buf: Buffer; restStart: number } {
   const rest = Buffer.alloc(Buffer.byteLength(sql) + 3 + 4 * oids.length);
@@ -69,4 +69,40 @@ test('a server evicts the least recently used statement other than the one it ne
   held.delete(sts[0]);
   assert.equal(held.victim(sts[1]), null);
   assert.equal(held.size, 1);
+});
+
+test('a Parse is recognised as a statement by its text and parameter types alone, short or long', () => {
+  const r = new StatementRegistry(10);
+  const long = `select ${'x, '.repeat(40)}$1`;
+  for (const sql of ['select $1', long]) {
+    const a = parseMsg('client_name', sql, [23]);
+    const st = r.lookup(a.buf, a.restStart, a.buf.length);
+    assert.deepEqual(st.parse.subarray(st.restAt), a.buf.subarray(a.restStart));
+    const same = parseMsg('', sql, [23]);
+    assert.equal(isStatementOf(st, same.buf, same.restStart, same.buf.length), true);
+    const otherType = parseMsg('', sql, [25]);
+    assert.equal(isStatementOf(st, otherType.buf, otherType.restStart, otherType.buf.length), false);
+    const otherText = parseMsg('', sql.replace('$1', '$2'), [23]);
+    assert.equal(isStatementOf(st, otherText.buf, otherText.restStart, otherText.buf.length), false);
+    const longer = parseMsg('', `${sql} `, [23]);
+    assert.equal(isStatementOf(st, longer.buf, longer.restStart, longer.buf.length), false);
+  }
+});
+
+test('using the newest statement again keeps the order; clear forgets everything', () => {
+  const r = new StatementRegistry(10);
+  const sts = ['1', '2'].map((q) => {
+    const p = parseMsg('', `select ${q}`);
+    return r.lookup(p.buf, p.restStart, p.buf.length);
+  });
+  const held = new ServerStatements();
+  held.use(sts[0]);
+  held.use(sts[1]);
+  held.use(sts[1]);
+  assert.equal(held.victim(sts[1]), sts[0]);
+  assert.equal(held.has(sts[0]), true);
+  held.clear();
+  assert.equal(held.size, 0);
+  assert.equal(held.has(sts[0]), false);
+  assert.equal(held.victim(sts[1]), null);
 });

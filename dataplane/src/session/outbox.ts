@@ -2,10 +2,14 @@
  * Gathers what goes to one socket while a chunk is processed: contiguous ranges of the same buffer merge
  * into one slice, so a chunk of pass-through messages leaves as a single write; anything else (a rewritten
  * or synthesized message) is queued in order, and the lot goes out as one write (copied together when small).
+ * On the shard's own loop the copy goes to one buffer per thread that the kernel takes at once, so a write of
+ * several parts allocates nothing; a Node socket keeps what it is given until sent, so it gets a buffer of its own.
  */
 import type { ByteSocket } from './byte-socket.js';
 
 const COPY_LIMIT = 64 * 1024;
+/** Flushes of one thread run one after another, and a transient write is done with the buffer when it returns. */
+const staging = Buffer.allocUnsafeSlow(COPY_LIMIT);
 
 export class Outbox {
   private buf: Buffer | null = null;
@@ -49,7 +53,17 @@ export class Outbox {
       for (const p of parts) total += p.length;
       // A small copy is much cheaper than a corked writev through the stream machinery.
       if (total <= COPY_LIMIT) {
-        this.socket.write(Buffer.concat(parts, total));
+        const s = this.socket;
+        if (s.writeTransient !== undefined) {
+          let off = 0;
+          for (const p of parts) {
+            staging.set(p, off);
+            off += p.length;
+          }
+          s.writeTransient(staging, total);
+        } else {
+          s.write(Buffer.concat(parts, total));
+        }
       } else {
         this.socket.cork();
         for (const p of parts) this.socket.write(p);
