@@ -35,7 +35,8 @@ type Fn<A extends unknown[], R> = (...args: A) => R;
 const epollCreate1 = libc.func('int epoll_create1(int)') as Fn<[number], number>;
 export const epollCtl = libc.func('int epoll_ctl(int, int, int, void *)') as Fn<[number, number, number, Buffer], number>;
 export const epollWait = libc.func('int epoll_wait(int, void *, int, int)') as Fn<[number, Buffer, number, number], number>;
-const recvFn = libc.func('long recv(int, void *, unsigned long, int)') as Fn<[number, Buffer, number, number], number>;
+/** recv(2) to an address: a read lands at an offset of a buffer without a view of it made per read. */
+const recvAtFn = libc.func('long recv(int, intptr_t, unsigned long, int)') as Fn<[number, number, number, number], number>;
 const sendFn = libc.func('long send(int, void *, unsigned long, int)') as Fn<[number, Buffer, number, number], number>;
 const shutdownFn = libc.func('int shutdown(int, int)') as Fn<[number, number], number>;
 export const close = libc.func('int close(int)') as Fn<[number], number>;
@@ -53,9 +54,14 @@ export function epollCreate(): number {
   return fd;
 }
 
-/** Reads without blocking: bytes read, 0 at end of stream, -1 with errno set. */
-export function recv(fd: number, buf: Buffer): number {
-  return recvFn(fd, buf, buf.length, MSG_DONTWAIT);
+/** Reads without blocking into memory at `address` (see addressOf): bytes read, 0 at end of stream, -1 with errno set. */
+export function recvAt(fd: number, address: number, length: number): number {
+  return recvAtFn(fd, address, length, MSG_DONTWAIT);
+}
+
+/** Where a buffer's bytes are: an ArrayBuffer's backing store never moves while the buffer lives. */
+export function addressOf(buf: Buffer): number {
+  return Number(koffi.address(buf));
 }
 
 /** Writes buf[0, length) without blocking and without SIGPIPE: bytes written, or -1 with errno set. */

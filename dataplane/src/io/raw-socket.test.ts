@@ -68,6 +68,26 @@ test('bytes flow both ways; a slice is sent from its own offset', async () => {
   close();
 });
 
+test('reads land in the slab and are never overwritten: chunks kept without copying stay intact', async () => {
+  const { peer, reader, close } = await pair();
+  const sent = Buffer.alloc(1024 * 1024 + 12345);
+  for (let i = 0; i < sent.length; i++) sent[i] = (i * 7 + (i >> 10)) & 0xff;
+  const kept: Buffer[] = [];
+  let n = 0;
+  const all = new Promise<void>((resolve) => {
+    reader.onChunk = (chunk) => {
+      kept.push(chunk);
+      n += chunk.length;
+      if (n >= sent.length) resolve();
+    };
+  });
+  for (let off = 0; off < sent.length; off += 3000) peer.write(sent.subarray(off, Math.min(off + 3000, sent.length)));
+  await all;
+  assert.ok(kept.length > 1);
+  assert.ok(Buffer.concat(kept).equals(sent));
+  close();
+});
+
 test('a write the kernel cannot take is queued, drains in order, and emits drain', async () => {
   const { peer, raw, close } = await pair();
   peer.pause();

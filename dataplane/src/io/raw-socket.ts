@@ -1,16 +1,22 @@
 /**
- * A connected socket driven by the shard's EpollLoop: reads with recv(2) into the thread's read buffer
- * (then into a slab, through the same SocketReader as Node's onread path), writes with send(2) straight
+ * A connected socket driven by the shard's EpollLoop: reads with recv(2) straight into the thread's slab
+ * (the one SocketReader's onread path copies into) and hands the chunk to the reader; writes with send(2) straight
  * from the caller's buffer, and queues only what the kernel did not take. It offers the part of
  * net.Socket's interface the sessions use, with the same events: 'end', 'error', 'close' and 'drain'.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { ByteSocket } from '../session/byte-socket.js';
-import type { SocketReader } from '../session/socket-reader.js';
+import { slabFor, slabOffset, takeSlab, type SocketReader } from '../session/socket-reader.js';
 import { dupDescriptor } from '../workers/fd.js';
 import type { EpollHandler, EpollLoop } from './epoll-loop.js';
-import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, close, errno, recv, send, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
+import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, addressOf, close, errno, recvAt, send, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
+
+/** A read gets at least this much room in the slab; a large result streams through in reads this big or bigger. */
+const MIN_READ_ROOM = 16 * 1024;
+/** The thread's current slab and its address, looked up once per slab. */
+let slabSeen: Buffer | null = null;
+let slabAddress = 0;
 
 const ERRNO_NAMES: Record<number, string> = { 32: 'EPIPE', 104: 'ECONNRESET', 110: 'ETIMEDOUT', 113: 'EHOSTUNREACH' };
 
@@ -33,7 +39,6 @@ export class RawSocket extends EventEmitter implements ByteSocket, EpollHandler 
   /** The events registered with epoll; -1 when the descriptor is out of the set (hung up while paused). */
   private registered = EPOLLIN;
   private ending = false;
-  private readonly readBuffer: Buffer;
 
   constructor(
     readonly fd: number,
@@ -44,7 +49,6 @@ export class RawSocket extends EventEmitter implements ByteSocket, EpollHandler 
     readonly remotePort: number | undefined,
   ) {
     super();
-    this.readBuffer = reader.options.buffer as Buffer;
     loop.add(fd, this, EPOLLIN);
   }
 
@@ -159,9 +163,15 @@ export class RawSocket extends EventEmitter implements ByteSocket, EpollHandler 
   }
 
   private readOnce(): void {
-    const n = recv(this.fd, this.readBuffer);
+    const slab = slabFor(MIN_READ_ROOM);
+    if (slab !== slabSeen) {
+      slabSeen = slab;
+      slabAddress = addressOf(slab);
+    }
+    const at = slabOffset();
+    const n = recvAt(this.fd, slabAddress + at, slab.length - at);
     if (n > 0) {
-      this.reader.options.callback(n, this.readBuffer);
+      this.reader.onChunk(takeSlab(n));
       return;
     }
     if (n === 0) {

@@ -3,37 +3,51 @@
  * ArrayBuffer and pushes it through the Readable machinery: `npm run bench -- --io-floor` measured a bare
  * relay at about 14.5 µs of CPU per select-only transaction with 'data' events and 12.3 µs reading into one
  * buffer and copying out.
- * With `onread` (or recv(2) on the shard's own loop, io/raw-socket.ts), reads land in one buffer per thread
- * and the bytes are copied into consecutive ranges of a slab; a chunk is never overwritten, so anything may
- * keep a slice of it (queued messages, held replies).
+ * With `onread`, reads land in one buffer per thread and the bytes are copied into consecutive ranges of a
+ * slab; recv(2) on the shard's own loop (io/raw-socket.ts) reads straight into the slab. A chunk is never
+ * overwritten, so anything may keep a slice of it (queued messages, held replies).
  */
 import type net from 'node:net';
 
-/** One read at most this big; the reads of one thread happen one after another, so one buffer serves all. */
+/** One read through Node's onread at most this big; the reads of one thread happen one after another, so one buffer serves all. */
 const READ_SIZE = 64 * 1024;
-const SLAB_SIZE = 64 * 1024;
-/** A read this big gets a buffer of its own, so it never pins a slab of small chunks. */
+const SLAB_SIZE = 128 * 1024;
+/** A read through onread this big gets a buffer of its own, so it never pins a slab of small chunks. */
 const OWN_BUFFER_FROM = 8 * 1024;
 
 const readBuffer = Buffer.allocUnsafeSlow(READ_SIZE);
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
 let used = 0;
 
-function copyOut(n: number): Buffer {
-  let chunk: Buffer;
-  if (n >= OWN_BUFFER_FROM) {
-    chunk = Buffer.allocUnsafeSlow(n);
-  } else {
-    if (SLAB_SIZE - used < n) {
-      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-      used = 0;
-    }
-    chunk = slab.subarray(used, used + n);
-    // 8-byte steps keep every chunk aligned, as Node's own buffer pool does.
-    used += (n + 7) & ~7;
+/** The slab to read into at slabOffset(), with at least `room` bytes free there (a fresh slab otherwise). */
+export function slabFor(room: number): Buffer {
+  if (SLAB_SIZE - used < room) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    used = 0;
   }
-  readBuffer.copy(chunk, 0, 0, n);
+  return slab;
+}
+
+export function slabOffset(): number {
+  return used;
+}
+
+/** The next n bytes of the slab, just written, as a chunk of their own. */
+export function takeSlab(n: number): Buffer {
+  const chunk = slab.subarray(used, used + n);
+  // 8-byte steps keep every chunk aligned, as Node's own buffer pool does.
+  used += (n + 7) & ~7;
   return chunk;
+}
+
+function copyOut(n: number): Buffer {
+  if (n >= OWN_BUFFER_FROM) {
+    const own = Buffer.allocUnsafeSlow(n);
+    readBuffer.copy(own, 0, 0, n);
+    return own;
+  }
+  readBuffer.copy(slabFor(n), used, 0, n);
+  return takeSlab(n);
 }
 
 function ignore(): void {}
