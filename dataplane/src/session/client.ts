@@ -329,6 +329,13 @@ export class ClientConnection implements PoolClient {
 
   /** Holds a message until a server is attached (bounded: reading pauses past max_buffered_bytes). */
   private enqueue(buf: Buffer, start: number, end: number, whole: boolean): void {
+    // The common case: an idle server is free and in sync, so it is attached at once and the message goes
+    // straight to it. Only a message that keeps the server (a query, or part of an unsynced batch) asks first.
+    if (this.state === ClientState.Idle && this.queued.length === 0 && (this.pending > 0 || this.unsynced)) {
+      this.requestServer();
+      if (this.server !== null) return whole ? this.send(buf, start, end) : this.toServer.add(buf, start, end);
+      if ((this.state as ClientState) === ClientState.Closed) return;
+    }
     this.queued.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
     this.queuedWhole.push(whole);
     this.queuedBytes += end - start;

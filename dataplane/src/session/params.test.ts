@@ -58,6 +58,19 @@ test('syncQuery sets what differs and resets unreported leftovers', () => {
   assert.equal(syncQuery(wanted, status, extra), null);
 });
 
+test('syncQuery: equal values agree; a leftover or a missing unreported value does not', () => {
+  const wanted = new Map([
+    ['timezone', 'UTC'],
+    ['extra_float_digits', '3'],
+  ]);
+  const status = new Map([['timezone', 'UTC']]);
+  assert.equal(syncQuery(wanted, status, new Map([['extra_float_digits', '3']])), null);
+  assert.equal(syncQuery(wanted, status, new Map([['extra_float_digits', '3'], ['search_path', 'x']])), 'RESET search_path;');
+  assert.equal(syncQuery(wanted, status, new Map()), "SELECT set_config('extra_float_digits', '3', false);");
+  assert.equal(syncQuery(wanted, new Map([['timezone', 'UTC']]), new Map([['extra_float_digits', '2']])), "SELECT set_config('extra_float_digits', '3', false);");
+  assert.equal(syncQuery(new Map([['timezone', 'UTC']]), new Map(), new Map()), "SELECT set_config('timezone', 'UTC', false);");
+});
+
 test('reportedName restores PostgreSQL spelling', () => {
   assert.equal(reportedName('datestyle'), 'DateStyle');
   assert.equal(reportedName('timezone'), 'TimeZone');
