@@ -16,13 +16,15 @@ import { commandComplete, errorResponse, readErrorFields, READY_IDLE, READY_IN_T
 import {
   buildParse,
   closeStatement,
-  describeStatement,
   readBind,
   readLoneExecution,
   readParse,
   readTarget,
   rewriteBind,
   TARGET_STATEMENT,
+  type BindParts,
+  type ParseParts,
+  type Target,
 } from '../protocol/extended.js';
 import { query, readQueryText } from '../protocol/frontend.js';
 import { beginTag } from '../session/begin.js';
@@ -63,6 +65,11 @@ const DEALLOCATE = /^\s*DEALLOCATE\s+(?:PREPARE\s+)?("(?:[^"]|"")+"|[A-Za-z_][A-
 const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
 const TAG_DEALLOCATE_ALL = Buffer.from('DEALLOCATE ALL\0');
 const TAG_PREPARE = Buffer.from('PREPARE\0');
+
+// Filled by the readers for one message and read at once: one each per thread instead of one per message.
+const PARSE_PARTS: ParseParts = { name: '', restStart: 0 };
+const BIND_PARTS: BindParts = { statement: '', statementStart: 0, statementEnd: 0 };
+const TARGET: Target = { kind: 0, name: '' };
 
 /** A client-side name change, with what to restore if PostgreSQL does not perform it. */
 interface NameChange {
@@ -168,27 +175,27 @@ export class StatementRemapper {
       case FrontendCode.Parse:
         return this.parse(buf, start, end, s, toServer);
       case FrontendCode.Bind: {
-        const parts = readBind(buf, start, end);
+        const parts = readBind(buf, start, end, BIND_PARTS);
         const st = this.resolve(parts.statement);
         if (st === null) return this.fail(toServer, '26000', missing(parts.statement));
         this.ensureHeld(s, st, toServer);
-        toServer.addWhole(rewriteBind(buf, start, end, parts, st.name));
+        toServer.addWhole(rewriteBind(buf, start, end, parts, st.nameZ));
         return this.push(Slot.Bind);
       }
       case FrontendCode.Describe: {
-        const t = readTarget(buf, start, end);
+        const t = readTarget(buf, start, end, TARGET);
         if (t.kind === TARGET_STATEMENT) {
           const st = this.resolve(t.name);
           if (st === null) return this.fail(toServer, '26000', missing(t.name));
           this.ensureHeld(s, st, toServer);
-          toServer.addWhole(describeStatement(st.name));
+          toServer.addWhole(st.describe);
         } else {
           toServer.add(buf, start, end);
         }
         return this.push(Slot.Describe);
       }
       case FrontendCode.Close: {
-        const t = readTarget(buf, start, end);
+        const t = readTarget(buf, start, end, TARGET);
         if (t.kind !== TARGET_STATEMENT) {
           toServer.add(buf, start, end);
           return this.push(Slot.Close);
@@ -223,7 +230,7 @@ export class StatementRemapper {
   }
 
   private parse(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox): void {
-    const { name, restStart } = readParse(buf, start, end);
+    const { name, restStart } = readParse(buf, start, end, PARSE_PARTS);
     if (name !== '') {
       if (this.named.has(name)) {
         toServer.addWhole(buildParse('', buf.subarray(restStart, end)));

@@ -2,7 +2,8 @@
  * Transaction-mode prepared statements: a pool-wide registry of server-side statements keyed by query
  * text and parameter types, and per server connection the set of them it holds (least recently used first).
  */
-import { buildParse } from '../protocol/extended.js';
+import { cstring } from '../protocol/codes.js';
+import { buildParse, describeStatement } from '../protocol/extended.js';
 import { beginTag, transactionEndTag } from '../session/begin.js';
 
 export interface PreparedStatement {
@@ -12,6 +13,10 @@ export interface PreparedStatement {
   readonly parse: Buffer;
   /** Where the query text and parameter types begin in `parse`. */
   readonly restAt: number;
+  /** `name` and its NUL, copied into every Bind rewritten to it. */
+  readonly nameZ: Buffer;
+  /** Describe of it under `name`. */
+  readonly describe: Buffer;
   /** A server accepted it once: a later Parse of it can be answered without a server. */
   validated: boolean;
   /** Its text when it is a lone BEGIN / START TRANSACTION (deferrable), else null. */
@@ -89,6 +94,8 @@ export class StatementRegistry {
         name,
         parse,
         restAt: parse.length - (end - restStart),
+        nameZ: cstring(name),
+        describe: describeStatement(name),
         validated: false,
         begin: paramless && beginTag(text) !== null ? text : null,
         end: paramless ? transactionEndTag(text) : null,

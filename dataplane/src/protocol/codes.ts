@@ -107,6 +107,24 @@ export function writeCString(out: Buffer, pos: number, s: string): number {
   return pos + n + 1;
 }
 
+/** `s` and its terminator as bytes, to be copied into messages again and again. */
+export function cstring(s: string): Buffer {
+  const out = Buffer.allocUnsafe(cstringSize(s));
+  writeCString(out, 0, s);
+  return out;
+}
+
+/** Longer ranges are copied by set() on a view; shorter ones byte by byte, where Buffer#copy made a view per call. */
+const SHORT_COPY = 64;
+
+/** Copies src[from, to) into dst at `at`; returns the position after it. */
+export function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const n = to - from;
+  if (n > SHORT_COPY) dst.set(src.subarray(from, to), at);
+  else for (let i = 0; i < n; i++) dst[at + i] = src[from + i];
+  return at + n;
+}
+
 /** Index of the first NUL in buf[pos, end), or -1; never looks at or past `end`. */
 export function findNul(buf: Buffer, pos: number, end: number): number {
   for (let i = pos; i < end; i++) if (buf[i] === 0) return i;

@@ -1,9 +1,10 @@
 /**
  * Extended-query messages the pooler rewrites: it reads the statement name of Parse, Bind, Describe and
  * Close, and writes them back under another name. Everything else in those messages is copied as bytes.
- * All ranges are (buf, start, end) as the framer reports them, buf[start] being the type byte.
+ * All ranges are (buf, start, end) as the framer reports them, buf[start] being the type byte. The readers
+ * fill an `out` object when given one, so that the hot path reuses its own instead of allocating per message.
  */
-import { allocMessage, bodyStart, cstringSize, FrontendCode, nulIndex, ProtocolViolation, writeCString } from './codes.js';
+import { allocMessage, bodyStart, copyRange, cstringSize, FrontendCode, nulIndex, ProtocolViolation, writeCString } from './codes.js';
 
 /** Where a Parse's statement name ends and the rest (query, parameter types) begins. */
 export interface ParseParts {
@@ -12,14 +13,16 @@ export interface ParseParts {
   restStart: number;
 }
 
-export function readParse(buf: Buffer, start: number, end: number): ParseParts {
+export function readParse(buf: Buffer, start: number, end: number, out: ParseParts = { name: '', restStart: 0 }): ParseParts {
   const p = bodyStart(buf, start, end);
   const nul = nulIndex(buf, p, end);
   const q = nulIndex(buf, nul + 1, end);
   if (q + 3 > end) throw new ProtocolViolation('Parse message is truncated');
   const n = buf.readInt16BE(q + 1);
   if (n < 0 || q + 3 + 4 * n !== end) throw new ProtocolViolation('Parse parameter types do not match the message length');
-  return { name: buf.toString('utf8', p, nul), restStart: nul + 1 };
+  out.name = buf.toString('utf8', p, nul);
+  out.restStart = nul + 1;
+  return out;
 }
 
 /** A Parse message naming `name`, with the query text and parameter types copied from `rest`. */
@@ -38,21 +41,23 @@ export interface BindParts {
   statementEnd: number;
 }
 
-export function readBind(buf: Buffer, start: number, end: number): BindParts {
+export function readBind(buf: Buffer, start: number, end: number, out: BindParts = { statement: '', statementStart: 0, statementEnd: 0 }): BindParts {
   const p = bodyStart(buf, start, end);
   const portalNul = nulIndex(buf, p, end);
   const stmtNul = nulIndex(buf, portalNul + 1, end);
-  return { statement: buf.toString('utf8', portalNul + 1, stmtNul), statementStart: portalNul + 1, statementEnd: stmtNul + 1 };
+  out.statement = buf.toString('utf8', portalNul + 1, stmtNul);
+  out.statementStart = portalNul + 1;
+  out.statementEnd = stmtNul + 1;
+  return out;
 }
 
-/** The same Bind with its statement name replaced. */
-export function rewriteBind(buf: Buffer, start: number, end: number, parts: BindParts, statement: string): Buffer {
+/** The same Bind with its statement name replaced by `statement`, a name and its NUL (see cstring). */
+export function rewriteBind(buf: Buffer, start: number, end: number, parts: BindParts, statement: Buffer): Buffer {
   const head = parts.statementStart - start - 5;
-  const tail = end - parts.statementEnd;
-  const out = allocMessage(FrontendCode.Bind, head + cstringSize(statement) + tail);
-  buf.copy(out, 5, start + 5, parts.statementStart);
-  const p = writeCString(out, 5 + head, statement);
-  buf.copy(out, p, parts.statementEnd, end);
+  const out = allocMessage(FrontendCode.Bind, head + statement.length + end - parts.statementEnd);
+  let p = copyRange(buf, start + 5, parts.statementStart, out, 5);
+  p = copyRange(statement, 0, statement.length, out, p);
+  copyRange(buf, parts.statementEnd, end, out, p);
   return out;
 }
 
@@ -62,14 +67,16 @@ export interface Target {
   name: string;
 }
 
-export function readTarget(buf: Buffer, start: number, end: number): Target {
+export function readTarget(buf: Buffer, start: number, end: number, out: Target = { kind: 0, name: '' }): Target {
   const p = bodyStart(buf, start, end);
   if (p >= end) throw new ProtocolViolation('Describe/Close message is truncated');
   const kind = buf[p];
   if (kind !== 0x53 && kind !== 0x50) throw new ProtocolViolation(`invalid Describe/Close target "${String.fromCharCode(kind)}"`);
   const nul = nulIndex(buf, p + 1, end);
   if (nul !== end - 1) throw new ProtocolViolation('unexpected data after the name');
-  return { kind, name: buf.toString('utf8', p + 1, nul) };
+  out.kind = kind;
+  out.name = buf.toString('utf8', p + 1, nul);
+  return out;
 }
 
 export const TARGET_STATEMENT = 0x53; // 'S'
