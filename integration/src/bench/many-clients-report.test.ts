@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { perClientKiB, renderManyClientsReport, renderManyClientsTable, tailRatio, type ManyClientsRun } from './many-clients-report.js';
+import { latencyComparison, perClientKiB, renderManyClientsReport, renderManyClientsTable, tailRatio, type ManyClientsRun } from './many-clients-report.js';
 
 const MiB = 1024 * 1024;
 
@@ -69,6 +69,7 @@ test('the report names the command and the connection count', () => {
     command: 'npm run bench -- --many-clients',
     connections: 10000,
     trickleSeconds: 20,
+    trickleWarmupSeconds: 5,
     environment: { node: 'v20' },
     setup: ['Doorman: pool_size=20'],
     runs: [manyRun('doorman', {})],
@@ -77,4 +78,12 @@ test('the report names the command and the connection count', () => {
   assert.ok(report.includes('Command: `npm run bench -- --many-clients`'));
   assert.ok(report.includes('\n- Doorman: pool_size=20\n'));
   assert.ok(report.includes('\n| node | v20 |\n'));
+  assert.ok(report.includes('5 s of warm-up, not counted, then 20 s measured'));
+  assert.ok(!report.includes('Doorman/PgBouncer:'), 'no comparison without a PgBouncer run');
+});
+
+test('Doorman latency is compared with PgBouncer in the same run', () => {
+  const runs = [manyRun('doorman', { p50Ms: 0.45, p99Ms: 1.2 }), manyRun('pgbouncer', { p50Ms: 0.3, p99Ms: 1.5 })];
+  assert.equal(latencyComparison(runs), 'Doorman/PgBouncer: p50 1.50, p99 0.80.');
+  assert.equal(latencyComparison([runs[0], manyRun('pgbouncer', { p99Ms: null })]), null);
 });

@@ -38,6 +38,8 @@ export interface ManyClientsResults {
   command: string;
   connections: number;
   trickleSeconds: number;
+  /** Trickle before the measured window, not counted: both poolers start measuring warm. */
+  trickleWarmupSeconds: number;
   environment: Record<string, string>;
   setup: string[];
   runs: ManyClientsRun[];
@@ -85,19 +87,30 @@ export function renderManyClientsTable(runs: readonly ManyClientsRun[]): string 
   return [header, align, ...body].join('\n');
 }
 
+/** Doorman's trickle latency against PgBouncer's in the same run, when both were measured. */
+export function latencyComparison(runs: readonly ManyClientsRun[]): string | null {
+  const d = runs.find((r) => r.target === 'doorman');
+  const p = runs.find((r) => r.target === 'pgbouncer');
+  if (d === undefined || p === undefined || d.p50Ms === null || p.p50Ms === null || d.p99Ms === null || p.p99Ms === null) return null;
+  return `Doorman/PgBouncer: p50 ${formatRatio(d.p50Ms, p.p50Ms)}, p99 ${formatRatio(d.p99Ms, p.p99Ms)}.`;
+}
+
 export function renderManyClientsReport(results: ManyClientsResults): string {
+  const comparison = latencyComparison(results.runs);
   return [
     `# Doorman vs PgBouncer: ${results.connections} idle connections, ${results.startedAt}`,
     '',
     `Command: \`${results.command}\``,
     '',
     `Each pooler in turn gets ${results.connections} client connections from \`pg\` clients in the bench process, ` +
-      `kept open; then a subset sends \`SELECT 1\` at random intervals (about 2 per second each) for ${results.trickleSeconds} s. ` +
+      `kept open; then a subset sends \`SELECT 1\` at random intervals (about 2 per second each): ${results.trickleWarmupSeconds} s ` +
+      `of warm-up, not counted, then ${results.trickleSeconds} s measured. ` +
       'Latency is measured in the bench process around each query. RSS comes from /proc/<pid>/status, CPU from ' +
       '/proc/<pid>/task/*/stat.',
     '',
     renderManyClientsTable(results.runs),
     '',
+    ...(comparison === null ? [] : [comparison, '']),
     '## Setup',
     '',
     ...results.setup.map((line) => `- ${line}`),

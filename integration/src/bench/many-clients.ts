@@ -32,6 +32,12 @@ const CONNECT_CONCURRENCY = 64;
 const TRICKLE_CLIENTS = 100;
 /** Each trickle client waits a uniform 0..this between queries (about 2 queries/s each). */
 const TRICKLE_MAX_PAUSE_MS = 1000;
+/**
+ * The trickle runs this long before its measured window. The first queries after 10,000 logins met code
+ * not yet optimised and heaps still settling in both poolers' neighbourhood (Doorman's JIT and GC, the bench
+ * process's own GC): their tail said more about the moment than about the pooler.
+ */
+export const TRICKLE_WARMUP_SECONDS = 5;
 const QUERY_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 60_000;
 const CLOSE_TIMEOUT_MS = 60_000;
@@ -138,9 +144,13 @@ async function measure(
   result.trickleClients = subset.length;
   result.trickleSeconds = options.durationSeconds;
   const completions: { atUs: number; ms: number }[] = [];
-  const deadline = performance.now() + options.durationSeconds * 1000;
+  const warmEnd = performance.now() + TRICKLE_WARMUP_SECONDS * 1000;
+  const deadline = warmEnd + options.durationSeconds * 1000;
   const sampler = sampleProcess(pooler.pid);
-  const trickleStartUs = nowUs();
+  let measuredStartUs = 0;
+  const measuring = sleep(TRICKLE_WARMUP_SECONDS * 1000).then(() => {
+    measuredStartUs = nowUs();
+  });
   await Promise.all(
     subset.map(async (client) => {
       for (;;) {
@@ -149,7 +159,7 @@ async function measure(
         const started = performance.now();
         try {
           await client.query('SELECT 1');
-          completions.push({ atUs: nowUs(), ms: performance.now() - started });
+          if (started >= warmEnd) completions.push({ atUs: nowUs(), ms: performance.now() - started });
         } catch (err) {
           result.queryFailures++;
           result.firstQueryError ??= message(err);
@@ -157,6 +167,7 @@ async function measure(
       }
     }),
   );
+  await measuring;
   const trickleEndUs = nowUs();
   const samples = await sampler.stop();
   result.rssEndBytes = await readRss(pooler.pid);
@@ -165,7 +176,7 @@ async function measure(
   result.p50Ms = percentile(sorted, 50);
   result.p99Ms = percentile(sorted, 99);
   result.maxMs = sorted.length > 0 ? (sorted[sorted.length - 1] as number) : null;
-  const window = samplesWithin(samples, trickleStartUs, trickleEndUs);
+  const window = samplesWithin(samples, measuredStartUs, trickleEndUs);
   if (window) {
     const cpuUs = ((window.to.ticks - window.from.ticks) * 1_000_000) / ticks;
     const inside = completions.filter((c) => c.atUs > window.from.atUs && c.atUs <= window.to.atUs).length;
@@ -215,6 +226,7 @@ export async function runManyClients(options: BenchOptions, command: string, log
       command,
       connections: options.connections,
       trickleSeconds: options.durationSeconds,
+      trickleWarmupSeconds: TRICKLE_WARMUP_SECONDS,
       environment: await collectEnvironment(pgCluster),
       setup: [
         describePostgres(),
