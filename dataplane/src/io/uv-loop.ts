@@ -35,13 +35,16 @@ export function probeUvLoop(): UvLoop | null {
     const fd = backendFd(loop);
     const memory = koffi.view(loop, WATCHER_QUEUE_OFFSET + 16) as ArrayBuffer;
     if (new Int32Array(memory, BACKEND_FD_OFFSET, 1)[0] !== fd) return null;
-    const queue = new BigUint64Array(memory, WATCHER_QUEUE_OFFSET, 1);
-    // An empty queue points at itself.
+    // An empty queue points at itself. Compared as two 32-bit halves: reading a BigUint64Array allocates a
+    // BigInt, and this runs at every turn of the shard's loop.
+    const queue = new Uint32Array(memory, WATCHER_QUEUE_OFFSET, 2);
     const queueAddress = BigInt(koffi.address(loop)) + BigInt(WATCHER_QUEUE_OFFSET);
+    const low = Number(queueAddress & 0xffffffffn);
+    const high = Number(queueAddress >> 32n);
     return {
       backendFd: fd,
       timeout: () => backendTimeout(loop),
-      watchersPending: () => queue[0] !== queueAddress,
+      watchersPending: () => queue[0] !== low || queue[1] !== high,
     };
   } catch {
     return null;
