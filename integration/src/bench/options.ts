@@ -31,7 +31,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --cells LIST         comma-separated patterns matched against cell ids, e.g.
                        "simple/c100$,tls"; a trailing $ anchors at the end
   --targets LIST       subset of doorman,pgbouncer,direct (default all)
-  --many-clients       hold ${10_000} connections open and time a trickle of queries
+  --many-clients       hold ${10_000} connections open and time a trickle of queries after a warm-up
   --connections N      connections for --many-clients (default 10000)
   --connect-cycles [N] N connect/disconnect cycles (default ${DEFAULT_CONNECT_CYCLES}) through Doorman with an
                        hba trust rule, sampling its RSS and open descriptors (a leak check)
