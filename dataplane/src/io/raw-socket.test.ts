@@ -40,6 +40,19 @@ async function pair(): Promise<{ peer: net.Socket; raw: RawSocket; reader: Socke
   };
 }
 
+/** The sha256 of the first `total` bytes the peer receives. */
+function digestOf(peer: net.Socket, total: number): Promise<string> {
+  const hash = createHash('sha256');
+  let n = 0;
+  return new Promise((resolve) =>
+    peer.on('data', (b: Buffer) => {
+      hash.update(b);
+      n += b.length;
+      if (n === total) resolve(hash.digest('hex'));
+    }),
+  );
+}
+
 function collect(reader: SocketReader, until: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
@@ -100,21 +113,12 @@ test('a write the kernel cannot take is queued, drains in order, and emits drain
     raw.write(copy);
   }
   assert.ok(raw.writableLength > 0, 'a peer that does not read leaves bytes queued');
-  const received = createHash('sha256');
-  let n = 0;
-  const all = new Promise<void>((resolve) =>
-    peer.on('data', (b: Buffer) => {
-      received.update(b);
-      n += b.length;
-      if (n === 16 * 1024 * 1024) resolve();
-    }),
-  );
+  const received = digestOf(peer, 16 * 1024 * 1024);
   const drained = once(raw, 'drain');
   peer.resume();
   await drained;
-  await all;
+  assert.equal(await received, sent.digest('hex'));
   assert.equal(raw.writableLength, 0);
-  assert.equal(received.digest('hex'), sent.digest('hex'));
   close();
 });
 
@@ -133,19 +137,10 @@ test('a transient write keeps a copy of what the kernel did not take: the caller
   // Whatever stayed queued must survive the scratch buffer being overwritten.
   scratch.fill(0xee);
   assert.ok(queuedAt >= 0 && raw.writableLength > 0, 'a peer that does not read leaves bytes queued');
-  const total = Array.from({ length: 256 }, (_, i) => 1000 + i * 200).reduce((a, b) => a + b, 0);
-  const received = createHash('sha256');
-  let n = 0;
-  const all = new Promise<void>((resolve) =>
-    peer.on('data', (b: Buffer) => {
-      received.update(b);
-      n += b.length;
-      if (n === total) resolve();
-    }),
-  );
+  const total = Array.from({ length: 256 }, (_, k) => 1000 + k * 200).reduce((a, b) => a + b, 0);
+  const received = digestOf(peer, total);
   peer.resume();
-  await all;
-  assert.equal(received.digest('hex'), sent.digest('hex'));
+  assert.equal(await received, sent.digest('hex'));
   close();
 });
 

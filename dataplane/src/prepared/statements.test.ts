@@ -13,6 +13,15 @@ function parseMsg(name: string, sql: string, oids: number[] = []): { buf: Buffer
   return { buf, restStart: readParse(buf, 0, buf.length).restStart };
 }
 
+/** One registered statement per `select <q>`. */
+function selects(qs: string[]) {
+  const r = new StatementRegistry(10);
+  return qs.map((q) => {
+    const p = parseMsg('', `select ${q}`);
+    return r.lookup(p.buf, p.restStart, p.buf.length);
+  });
+}
+
 test('one statement per (query text, parameter types), whatever the client calls it', () => {
   const r = new StatementRegistry(100);
   const a = parseMsg('s1', 'select $1', [23]);
@@ -53,11 +62,7 @@ test('the registry forgets its oldest entries past its limit; holders keep their
 });
 
 test('a server evicts the least recently used statement other than the one it needs now', () => {
-  const r = new StatementRegistry(10);
-  const sts = ['1', '2', '3'].map((q) => {
-    const p = parseMsg('', `select ${q}`);
-    return r.lookup(p.buf, p.restStart, p.buf.length);
-  });
+  const sts = selects(['1', '2', '3']);
   const held = new ServerStatements();
   held.use(sts[0]);
   held.use(sts[1]);
@@ -90,11 +95,7 @@ test('a Parse is recognised as a statement by its text and parameter types alone
 });
 
 test('using the newest statement again keeps the order; clear forgets everything', () => {
-  const r = new StatementRegistry(10);
-  const sts = ['1', '2'].map((q) => {
-    const p = parseMsg('', `select ${q}`);
-    return r.lookup(p.buf, p.restStart, p.buf.length);
-  });
+  const sts = selects(['1', '2']);
   const held = new ServerStatements();
   held.use(sts[0]);
   held.use(sts[1]);
