@@ -4,7 +4,7 @@
  */
 import type { ErrorInfo } from '../protocol/backend.js';
 import type { ErrorDef } from '../errors.js';
-import type { ParamMap } from '../session/params.js';
+import type { Agreement, VersionedParams } from '../session/params.js';
 import type { ServerStatements } from '../prepared/statements.js';
 
 export const enum ServerPoolState {
@@ -32,9 +32,11 @@ export interface PoolServer {
   cancelsInFlight: number;
   onCancelsDone: (() => void) | null;
   /** ParameterStatus values by lower-case name. */
-  readonly status: ParamMap;
+  readonly status: VersionedParams;
   /** Unreported parameters Doorman set on this connection. */
-  readonly extra: ParamMap;
+  readonly extra: VersionedParams;
+  /** The last client parameters found to agree with this connection's. */
+  readonly agreement: Agreement;
   readonly startupStatus: ReadonlyArray<readonly [string, string]>;
   /** Transaction-mode prepared statements this connection holds. */
   readonly prepared: ServerStatements;
@@ -51,7 +53,7 @@ export interface PoolClient {
   waitedSince: number;
   readonly isWaiting: boolean;
   /** Parameters the client's session should have on whatever server runs its transaction. */
-  readonly wanted: ParamMap;
+  readonly wanted: VersionedParams;
   /** The pool chose `s` for this client; it is being checked and synced. */
   reserve(s: PoolServer): void;
   isReserving(s: PoolServer): boolean;

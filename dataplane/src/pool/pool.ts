@@ -12,8 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { PoolConfig, UserConfig } from '@doorman/proto';
 import { E } from '../errors.js';
-import type { ParamMap } from '../session/params.js';
-import { applySync, forgetUnreported, syncQuery } from '../session/params.js';
+import { applySync, forgetUnreported, syncQueryFor } from '../session/params.js';
 import { Dirty, resetStatements } from '../session/reset.js';
 import { StatementRegistry } from '../prepared/statements.js';
 import type { PoolStats } from '../stats/pool-stats.js';
@@ -372,8 +371,8 @@ export class Pool {
 
   private sync(s: PoolServer, c: PoolClient): void {
     if (!c.isReserving(s)) return this.checkin(s);
-    const wanted: ParamMap = c.wanted;
-    const q = syncQuery(wanted, s.status, s.extra);
+    const wanted = c.wanted;
+    const q = syncQueryFor(wanted, s.status, s.extra, s.agreement);
     if (q === null) return c.attach(s);
     s.runInternal([q], (ok, error) => {
       if (!c.isReserving(s)) return this.checkin(s);

@@ -37,7 +37,7 @@ import type { PoolClient, PoolServer } from '../pool/members.js';
 import { ClientAuthExchange, type AuthOutcome } from './client-auth.js';
 import type { ClientCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
-import { applySync, isReported, reportedName, startupParameters, syncQuery, type ParamMap } from './params.js';
+import { applySync, isReported, reportedName, startupParameters, syncQueryFor, VersionedParams, type ParamMap } from './params.js';
 import { beginTag, mayBeTransactionControl, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
 import type { SocketReader } from './socket-reader.js';
@@ -89,7 +89,7 @@ export class ClientConnection implements PoolClient {
   database = '';
   pool: Pool | null = null;
   /** Parameters this client's session has; applied to each server before its bytes flow. */
-  wanted: ParamMap = new Map();
+  wanted = new VersionedParams();
   processId = 0;
   secretKey = 0;
   server: ServerConnection | null = null;
@@ -289,7 +289,7 @@ export class ClientConnection implements PoolClient {
   /** The server still serves this client (session mode, or inside a transaction): give it the client's values again. */
   private resync(s: ServerConnection): void {
     this.resyncNeeded = false;
-    const q = syncQuery(this.wanted, s.status, s.extra);
+    const q = syncQueryFor(this.wanted, s.status, s.extra, s.agreement);
     if (q === null) return;
     s.runInternal([q], (ok) => {
       if (ok) applySync(this.wanted, s.extra);
@@ -821,7 +821,7 @@ export class ClientConnection implements PoolClient {
     if (pool.defaults === null || !this.spellingsKnown(pool)) {
       // The first client of a pool, or one spelling a parameter in a way not seen yet ("iso", "utf8"), waits
       // for a server to learn what PostgreSQL reports, so the client sees exactly what PostgreSQL would send.
-      this.wanted = new Map(this.startupWanted);
+      this.wanted = new VersionedParams(this.startupWanted);
       this.loginPending = true;
       this.state = ClientState.Idle;
       this.requestServer();
@@ -873,7 +873,7 @@ export class ClientConnection implements PoolClient {
         if (isReported(k)) parts.push(parameterStatus(reportedName(k), v));
       }
     }
-    this.wanted = wanted;
+    this.wanted = new VersionedParams(wanted);
     this.sessionDefaults = new Map(wanted);
     this.ensureRemapper();
     parts.push(backendKeyData(this.processId, this.secretKey), READY_IDLE);
@@ -937,7 +937,7 @@ export class ClientConnection implements PoolClient {
     c.user = m.user;
     c.database = m.database;
     c.pool = pool;
-    c.wanted = new Map(m.wanted);
+    c.wanted = new VersionedParams(m.wanted);
     c.sessionDefaults = new Map(m.sessionDefaults);
     c.processId = m.processId;
     c.secretKey = m.secretKey;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applySync, parseOptions, reportedName, startupParameters, syncQuery } from './params.js';
+import { Agreement, applySync, parseOptions, reportedName, startupParameters, syncQuery, syncQueryFor, VersionedParams } from './params.js';
 
 test('parseOptions reads -c and -- settings with escaped spaces', () => {
   const m = parseOptions('-c geqo=off --search_path=a\\ b   -cstatement_timeout=5s');
@@ -69,6 +69,54 @@ test('syncQuery: equal values agree; a leftover or a missing unreported value do
   assert.equal(syncQuery(wanted, status, new Map()), "SELECT set_config('extra_float_digits', '3', false);");
   assert.equal(syncQuery(wanted, new Map([['timezone', 'UTC']]), new Map([['extra_float_digits', '2']])), "SELECT set_config('extra_float_digits', '3', false);");
   assert.equal(syncQuery(new Map([['timezone', 'UTC']]), new Map(), new Map()), "SELECT set_config('timezone', 'UTC', false);");
+});
+
+test('VersionedParams counts real changes; its content key ignores insertion order and cannot be confused', () => {
+  const a = new VersionedParams([
+    ['timezone', 'UTC'],
+    ['search_path', 'a,b'],
+  ]);
+  const b = new VersionedParams([
+    ['search_path', 'a,b'],
+    ['timezone', 'UTC'],
+  ]);
+  assert.equal(a.contentKey(), b.contentKey());
+  const v = a.version;
+  a.set('timezone', 'UTC');
+  assert.equal(a.version, v, 'the same value is no change');
+  a.set('timezone', 'Europe/Paris');
+  assert.notEqual(a.contentKey(), b.contentKey());
+  a.delete('timezone');
+  a.set('timezone', 'UTC');
+  assert.equal(a.contentKey(), b.contentKey());
+  assert.ok(a.version > v);
+  const c = new VersionedParams([['search_path', 'a'], ['b', ''], ['timezone', 'UTC']]);
+  assert.notEqual(c.contentKey(), b.contentKey());
+});
+
+test('syncQueryFor: an agreement holds for equal wanted values until either side changes', () => {
+  const status = new VersionedParams([['timezone', 'UTC']]);
+  const extra = new VersionedParams([['extra_float_digits', '3']]);
+  const agreement = new Agreement();
+  const wanted = (): VersionedParams =>
+    new VersionedParams([
+      ['timezone', 'UTC'],
+      ['extra_float_digits', '3'],
+    ]);
+  assert.equal(syncQueryFor(wanted(), status, extra, agreement), null);
+  // Another client with the same values: still in agreement.
+  const other = wanted();
+  assert.equal(syncQueryFor(other, status, extra, agreement), null);
+  status.set('timezone', 'Asia/Tokyo');
+  assert.equal(syncQueryFor(other, status, extra, agreement), "SELECT set_config('timezone', 'UTC', false);");
+  status.set('timezone', 'UTC');
+  assert.equal(syncQueryFor(other, status, extra, agreement), null);
+  extra.set('search_path', 'x');
+  assert.equal(syncQueryFor(other, status, extra, agreement), 'RESET search_path;');
+  extra.delete('search_path');
+  assert.equal(syncQueryFor(other, status, extra, agreement), null);
+  other.set('extra_float_digits', '2');
+  assert.equal(syncQueryFor(other, status, extra, agreement), "SELECT set_config('extra_float_digits', '2', false);");
 });
 
 test('reportedName restores PostgreSQL spelling', () => {

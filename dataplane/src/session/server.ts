@@ -15,7 +15,7 @@ import { readAuthentication, readBackendKeyData, readErrorFields, readParameterS
 import { cancelRequest, passwordMessage, query, saslInitialResponse, saslResponse, sslRequest, startupMessage, TERMINATE } from '../protocol/frontend.js';
 import type { Pool } from '../pool/pool.js';
 import { ServerPoolState, type PoolServer } from '../pool/members.js';
-import { isReported, type ParamMap } from './params.js';
+import { Agreement, isReported, VersionedParams } from './params.js';
 import { dirtyAfterCommand, resetsParameters } from './reset.js';
 import { ServerStatements } from '../prepared/statements.js';
 import type { ClientConnection } from './client.js';
@@ -58,8 +58,9 @@ export class ServerConnection implements PoolServer {
   reservedFor: ClientConnection | null = null;
   processId = 0;
   secretKey = 0;
-  readonly status: ParamMap = new Map();
-  readonly extra: ParamMap = new Map();
+  readonly status = new VersionedParams();
+  readonly extra = new VersionedParams();
+  readonly agreement = new Agreement();
   readonly startupStatus: [string, string][] = [];
   readonly prepared = new ServerStatements();
   readonly createdAt: number;
