@@ -21,6 +21,7 @@ import type { MigratedClient, NewToOld, OldToNew } from './upgrade/messages.js';
 import { checkTarget, startNewProcess, type UpgradeTarget } from './upgrade/spawn.js';
 import { dupSocketDescriptor } from './workers/fd.js';
 import { MAX_SHARDS, ownerShard, type MainToShard, type ShardInit, type ShardToMain, type SlotTable } from './workers/messages.js';
+import { applyShardHeapFlags } from './workers/heap-flags.js';
 
 /** Pools (database, user) the shared budget memory has room for over the process's life. */
 const MAX_SLOTS = 4096;
@@ -87,6 +88,7 @@ export class Doorman {
     this.clientMemory = new SharedArrayBuffer(this.shards * 4);
     this.clientCells = new Int32Array(this.clientMemory);
     this.assignSlots(loaded.config);
+    applyShardHeapFlags();
   }
 
   /** Starts the shards, then binds the listener; resolves with the bound address. */
