@@ -1,8 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { latencyComparison, perClientKiB, renderManyClientsReport, renderManyClientsTable, tailRatio, type ManyClientsRun } from './many-clients-report.js';
+import type { TrickleFigures } from './trickle.js';
 
 const MiB = 1024 * 1024;
+
+function figures(fields: Partial<TrickleFigures>): TrickleFigures {
+  return { queries: 4000, failed: 0, p50Ms: 0.5, p99Ms: 3, maxMs: 15, cpuUsPerQuery: 55.55, cpuPercent: 1.234, error: null, ...fields };
+}
 
 function manyRun(target: 'doorman' | 'pgbouncer', fields: Partial<ManyClientsRun>): ManyClientsRun {
   return {
@@ -18,15 +23,10 @@ function manyRun(target: 'doorman' | 'pgbouncer', fields: Partial<ManyClientsRun
     rssAfterCloseBytes: 90 * MiB,
     trickleClients: 100,
     trickleSeconds: 20,
-    queries: 4000,
-    queryFailures: 0,
-    firstQueryError: null,
-    p50Ms: 0.5,
-    p99Ms: 3,
-    maxMs: 15,
+    afterLogins: figures({ p99Ms: 6 }),
+    burstError: null,
+    warm: figures({}),
     dropped: 0,
-    cpuUsPerQuery: 55.55,
-    cpuPercent: 1.234,
     error: null,
     ...fields,
   };
@@ -39,27 +39,40 @@ test('perClientKiB is the RSS growth per connected client', () => {
 });
 
 test('tailRatio is p99 over p50, a dash without both', () => {
-  assert.equal(tailRatio(manyRun('doorman', { p50Ms: 0.4, p99Ms: 0.5 })), '1.25');
-  assert.equal(tailRatio(manyRun('doorman', { p50Ms: null })), '–');
-  assert.equal(tailRatio(manyRun('doorman', { p99Ms: null })), '–');
+  assert.equal(tailRatio(figures({ p50Ms: 0.4, p99Ms: 0.5 })), '1.25');
+  assert.equal(tailRatio(figures({ p50Ms: null })), '–');
+  assert.equal(tailRatio(figures({ p99Ms: null })), '–');
+  assert.equal(tailRatio(null), '–');
 });
 
-test('the table has one column per pooler and the first error', () => {
+test('the table has one column per pooler, both trickles and the first error', () => {
   const lines = renderManyClientsTable([
     manyRun('doorman', {}),
-    manyRun('pgbouncer', { connected: 9990, connectFailures: 10, firstConnectError: 'sorry, too many clients already' }),
+    manyRun('pgbouncer', { connected: 9990, connectFailures: 10, firstConnectError: 'sorry, too many clients already', warm: null }),
   ]).split('\n');
   assert.equal(lines[0], '| | Doorman | PgBouncer |');
   assert.equal(lines[1], '|---|---:|---:|');
   assert.equal(lines[3], '| connected | 10000 | 9990 |');
   assert.equal(lines[5], '| time to connect all, s | 12.3 | 12.3 |');
   assert.equal(lines[8], '| RSS per client, KiB | 10.2 | 10.3 |');
-  assert.equal(lines[15], '| trickle p99 ms | 3.00 | 3.00 |');
-  assert.equal(lines[16], '| trickle p99/p50 | 6.00 | 6.00 |');
-  assert.equal(lines[19], '| pooler µs CPU per trickle query | 55.5 | 55.5 |');
-  assert.equal(lines[20], '| pooler CPU % of a core during trickle | 1.2 | 1.2 |');
-  assert.equal(lines[21], '| first error | – | sorry, too many clients already |');
-  assert.equal(lines.length, 22);
+  assert.equal(lines[11], '| trickle clients × seconds measured | 100 × 20 | 100 × 20 |');
+  assert.equal(lines[15], '| after logins: p99 ms | 6.00 | 6.00 |');
+  assert.equal(lines[16], '| after logins: p99/p50 | 12.00 | 12.00 |');
+  assert.equal(lines[22], '| after a burst: p50 ms | 0.500 | – |');
+  assert.equal(lines[24], '| after a burst: p99/p50 | 6.00 | – |');
+  assert.equal(lines[26], '| after a burst: pooler µs CPU per query | 55.5 | – |');
+  assert.equal(lines[27], '| after a burst: pooler CPU % of a core | 1.2 | – |');
+  assert.equal(lines[28], '| connections dropped while held | 0 | 0 |');
+  assert.equal(lines[29], '| first error | – | sorry, too many clients already |');
+  assert.equal(lines.length, 30);
+});
+
+test('the first error comes from whichever phase failed first', () => {
+  const lines = renderManyClientsTable([
+    manyRun('doorman', { afterLogins: figures({ error: 'pgbench exited with 2' }), burstError: 'burst: refused' }),
+    manyRun('pgbouncer', { burstError: 'burst: refused' }),
+  ]).split('\n');
+  assert.equal(lines[29], '| first error | pgbench exited with 2 | burst: refused |');
 });
 
 test('the report names the command and the connection count', () => {
@@ -69,7 +82,8 @@ test('the report names the command and the connection count', () => {
     command: 'npm run bench -- --many-clients',
     connections: 10000,
     trickleSeconds: 20,
-    trickleWarmupSeconds: 5,
+    trickleRate: 200,
+    burstSeconds: 5,
     environment: { node: 'v20' },
     setup: ['Doorman: pool_size=20'],
     runs: [manyRun('doorman', {})],
@@ -78,12 +92,27 @@ test('the report names the command and the connection count', () => {
   assert.ok(report.includes('Command: `npm run bench -- --many-clients`'));
   assert.ok(report.includes('\n- Doorman: pool_size=20\n'));
   assert.ok(report.includes('\n| node | v20 |\n'));
-  assert.ok(report.includes('5 s of warm-up, not counted, then 20 s measured'));
+  assert.ok(report.includes('`SELECT 1` at 200 per second: right after the logins, then again after 5 s of pgbench at full rate; 20 s of each'));
   assert.ok(!report.includes('Doorman/PgBouncer:'), 'no comparison without a PgBouncer run');
 });
 
-test('Doorman latency is compared with PgBouncer in the same run', () => {
-  const runs = [manyRun('doorman', { p50Ms: 0.45, p99Ms: 1.2 }), manyRun('pgbouncer', { p50Ms: 0.3, p99Ms: 1.5 })];
-  assert.equal(latencyComparison(runs), 'Doorman/PgBouncer: p50 1.50, p99 0.80.');
-  assert.equal(latencyComparison([runs[0], manyRun('pgbouncer', { p99Ms: null })]), null);
+test('Doorman latency is compared with PgBouncer in the same run, per trickle', () => {
+  const runs = [manyRun('doorman', { warm: figures({ p50Ms: 0.45, p99Ms: 1.2 }) }), manyRun('pgbouncer', { warm: figures({ p50Ms: 0.3, p99Ms: 1.5 }) })];
+  assert.equal(latencyComparison(runs, 'warm', 'after a burst'), 'Doorman/PgBouncer after a burst: p50 1.50, p99 0.80.');
+  assert.equal(latencyComparison(runs, 'afterLogins', 'after logins'), 'Doorman/PgBouncer after logins: p50 1.00, p99 1.00.');
+  assert.equal(latencyComparison([runs[0], manyRun('pgbouncer', { warm: figures({ p99Ms: null }) })], 'warm', 'after a burst'), null);
+  assert.equal(latencyComparison([runs[0], manyRun('pgbouncer', { warm: null })], 'warm', 'after a burst'), null);
+  const report = renderManyClientsReport({
+    startedAt: 'now',
+    finishedAt: null,
+    command: 'bench',
+    connections: 10000,
+    trickleSeconds: 20,
+    trickleRate: 200,
+    burstSeconds: 5,
+    environment: {},
+    setup: [],
+    runs,
+  });
+  assert.ok(report.includes('\nDoorman/PgBouncer after logins: p50 1.00, p99 1.00.\nDoorman/PgBouncer after a burst: p50 1.50, p99 0.80.\n'));
 });

@@ -1,4 +1,5 @@
 import { escapeCell, formatMicros, formatMiB, formatMs, formatRatio } from './report.js';
+import type { TrickleFigures } from './trickle.js';
 import { TARGET_LABELS } from './types.js';
 
 /** --many-clients results and their markdown. */
@@ -16,18 +17,13 @@ export interface ManyClientsRun {
   rssAfterCloseBytes: number | null;
   trickleClients: number;
   trickleSeconds: number;
-  queries: number;
-  queryFailures: number;
-  firstQueryError: string | null;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  maxMs: number | null;
-  /** Clients that saw their connection end or fail while they were meant to stay open. */
+  /** The trickle right after the logins. */
+  afterLogins: TrickleFigures | null;
+  burstError: string | null;
+  /** The trickle after a burst at full rate. */
+  warm: TrickleFigures | null;
+  /** Idle clients that saw their connection end or fail while they were meant to stay open. */
   dropped: number;
-  /** Pooler utime+stime over the trickle window / queries in it. */
-  cpuUsPerQuery: number | null;
-  /** Pooler CPU over the trickle window, percent of one core. */
-  cpuPercent: number | null;
   /** Set when the run could not be completed at all. */
   error: string | null;
 }
@@ -38,8 +34,10 @@ export interface ManyClientsResults {
   command: string;
   connections: number;
   trickleSeconds: number;
-  /** Trickle before the measured window, not counted: both poolers start measuring warm. */
-  trickleWarmupSeconds: number;
+  /** Queries per second over all trickle clients. */
+  trickleRate: number;
+  /** Full-rate pgbench between the two trickles. */
+  burstSeconds: number;
   environment: Record<string, string>;
   setup: string[];
   runs: ManyClientsRun[];
@@ -53,9 +51,29 @@ export function perClientKiB(run: ManyClientsRun): string {
   return ((run.rssConnectedBytes - run.rssBeforeBytes) / run.connected / 1024).toFixed(1);
 }
 
-/** Tail over median of the trickle latency, two decimals; a dash unless both were measured. */
-export function tailRatio(run: ManyClientsRun): string {
-  return formatRatio(run.p99Ms, run.p50Ms);
+/** Tail over median of a trickle's latency, two decimals; a dash unless both were measured. */
+export function tailRatio(f: TrickleFigures | null): string {
+  return formatRatio(f?.p99Ms ?? null, f?.p50Ms ?? null);
+}
+
+type Phase = 'afterLogins' | 'warm';
+
+function phaseRows(phase: Phase, label: string): [string, (r: ManyClientsRun) => string][] {
+  const f = (r: ManyClientsRun): TrickleFigures | null => r[phase];
+  return [
+    [`${label}: queries`, (r) => (f(r) === null ? DASH : String(f(r)?.queries))],
+    [`${label}: failed`, (r) => (f(r) === null ? DASH : String(f(r)?.failed))],
+    [`${label}: p50 ms`, (r) => formatMs(f(r)?.p50Ms ?? null)],
+    [`${label}: p99 ms`, (r) => formatMs(f(r)?.p99Ms ?? null)],
+    [`${label}: p99/p50`, (r) => tailRatio(f(r))],
+    [`${label}: max ms`, (r) => formatMs(f(r)?.maxMs ?? null)],
+    [`${label}: pooler µs CPU per query`, (r) => formatMicros(f(r)?.cpuUsPerQuery ?? null)],
+    [`${label}: pooler CPU % of a core`, (r) => (f(r)?.cpuPercent == null ? DASH : (f(r)?.cpuPercent as number).toFixed(1))],
+  ];
+}
+
+function firstError(r: ManyClientsRun): string {
+  return r.error ?? r.firstConnectError ?? r.afterLogins?.error ?? r.burstError ?? r.warm?.error ?? DASH;
 }
 
 export function renderManyClientsTable(runs: readonly ManyClientsRun[]): string {
@@ -69,17 +87,11 @@ export function renderManyClientsTable(runs: readonly ManyClientsRun[]): string 
     ['RSS per client, KiB', perClientKiB],
     ['RSS at end of trickle, MiB', (r) => formatMiB(r.rssEndBytes)],
     ['RSS 2 s after all closed, MiB', (r) => formatMiB(r.rssAfterCloseBytes)],
-    ['trickle clients × seconds', (r) => `${r.trickleClients} × ${r.trickleSeconds}`],
-    ['trickle queries', (r) => String(r.queries)],
-    ['query failures', (r) => String(r.queryFailures)],
-    ['trickle p50 ms', (r) => formatMs(r.p50Ms)],
-    ['trickle p99 ms', (r) => formatMs(r.p99Ms)],
-    ['trickle p99/p50', tailRatio],
-    ['trickle max ms', (r) => formatMs(r.maxMs)],
+    ['trickle clients × seconds measured', (r) => `${r.trickleClients} × ${r.trickleSeconds}`],
+    ...phaseRows('afterLogins', 'after logins'),
+    ...phaseRows('warm', 'after a burst'),
     ['connections dropped while held', (r) => String(r.dropped)],
-    ['pooler µs CPU per trickle query', (r) => formatMicros(r.cpuUsPerQuery)],
-    ['pooler CPU % of a core during trickle', (r) => (r.cpuPercent === null ? DASH : r.cpuPercent.toFixed(1))],
-    ['first error', (r) => r.error ?? r.firstConnectError ?? r.firstQueryError ?? DASH],
+    ['first error', firstError],
   ];
   const header = `| | ${runs.map((r) => TARGET_LABELS[r.target]).join(' | ')} |`;
   const align = `|---|${runs.map(() => '---:').join('|')}|`;
@@ -87,30 +99,31 @@ export function renderManyClientsTable(runs: readonly ManyClientsRun[]): string 
   return [header, align, ...body].join('\n');
 }
 
-/** Doorman's trickle latency against PgBouncer's in the same run, when both were measured. */
-export function latencyComparison(runs: readonly ManyClientsRun[]): string | null {
-  const d = runs.find((r) => r.target === 'doorman');
-  const p = runs.find((r) => r.target === 'pgbouncer');
-  if (d === undefined || p === undefined || d.p50Ms === null || p.p50Ms === null || d.p99Ms === null || p.p99Ms === null) return null;
-  return `Doorman/PgBouncer: p50 ${formatRatio(d.p50Ms, p.p50Ms)}, p99 ${formatRatio(d.p99Ms, p.p99Ms)}.`;
+/** Doorman's latency in one trickle against PgBouncer's in the same run, when both were measured. */
+export function latencyComparison(runs: readonly ManyClientsRun[], phase: Phase, label: string): string | null {
+  const d = runs.find((r) => r.target === 'doorman')?.[phase];
+  const p = runs.find((r) => r.target === 'pgbouncer')?.[phase];
+  if (!d || !p || d.p50Ms === null || p.p50Ms === null || d.p99Ms === null || p.p99Ms === null) return null;
+  return `Doorman/PgBouncer ${label}: p50 ${formatRatio(d.p50Ms, p.p50Ms)}, p99 ${formatRatio(d.p99Ms, p.p99Ms)}.`;
 }
 
 export function renderManyClientsReport(results: ManyClientsResults): string {
-  const comparison = latencyComparison(results.runs);
+  const comparisons = [latencyComparison(results.runs, 'afterLogins', 'after logins'), latencyComparison(results.runs, 'warm', 'after a burst')].filter(
+    (line): line is string => line !== null,
+  );
   return [
     `# Doorman vs PgBouncer: ${results.connections} idle connections, ${results.startedAt}`,
     '',
     `Command: \`${results.command}\``,
     '',
     `Each pooler in turn gets ${results.connections} client connections from \`pg\` clients in the bench process, ` +
-      `kept open; then a subset sends \`SELECT 1\` at random intervals (about 2 per second each): ${results.trickleWarmupSeconds} s ` +
-      `of warm-up, not counted, then ${results.trickleSeconds} s measured. ` +
-      'Latency is measured in the bench process around each query. RSS comes from /proc/<pid>/status, CPU from ' +
-      '/proc/<pid>/task/*/stat.',
+      `kept open and idle. Beside them pgbench sends \`SELECT 1\` at ${results.trickleRate} per second: right after the logins, ` +
+      `then again after ${results.burstSeconds} s of pgbench at full rate; ${results.trickleSeconds} s of each trickle are measured. ` +
+      'Latency comes from the pgbench log. RSS comes from /proc/<pid>/status, CPU from /proc/<pid>/task/*/stat.',
     '',
     renderManyClientsTable(results.runs),
     '',
-    ...(comparison === null ? [] : [comparison, '']),
+    ...(comparisons.length === 0 ? [] : [...comparisons, '']),
     '## Setup',
     '',
     ...results.setup.map((line) => `- ${line}`),

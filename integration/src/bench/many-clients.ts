@@ -1,13 +1,14 @@
 import { performance } from 'node:perf_hooks';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { MD5_USER, type ClientTarget, type PgCluster } from '../harness/index.js';
-import { nowUs, readRss, sampleProcess, samplesWithin } from './cpu.js';
+import { makeTempDir, MD5_USER, type ClientTarget, type PgCluster } from '../harness/index.js';
+import { readRss } from './cpu.js';
 import { collectEnvironment, loadAverage, packageVersion, ticksPerSecond } from './environment.js';
 import { raiseOwnOpenFiles } from './fd-limit.js';
 import type { ManyClientsResults, ManyClientsRun } from './many-clients-report.js';
 import type { BenchOptions } from './options.js';
-import { percentile } from './pgbench-log.js';
 import {
   describePoolers,
   describePostgres,
@@ -18,6 +19,7 @@ import {
   type PoolerSettings,
 } from './servers.js';
 import { WANTED_OPEN_FILES } from './suite.js';
+import { runBurst, runTrickle, TRICKLE_SCRIPT, type TrickleFigures } from './trickle.js';
 import { TARGET_LABELS } from './types.js';
 
 /**
@@ -30,15 +32,15 @@ import { TARGET_LABELS } from './types.js';
 /** Logins in flight at once while connecting. */
 const CONNECT_CONCURRENCY = 64;
 const TRICKLE_CLIENTS = 100;
-/** Each trickle client waits a uniform 0..this between queries (about 2 queries/s each). */
-const TRICKLE_MAX_PAUSE_MS = 1000;
+/** Queries per second over all trickle clients: 2 per client per second. */
+const TRICKLE_RATE = 200;
 /**
- * The trickle runs this long before its measured window. The first queries after 10,000 logins met code
- * not yet optimised and heaps still settling in both poolers' neighbourhood (Doorman's JIT and GC, the bench
- * process's own GC): their tail said more about the moment than about the pooler.
+ * Between the two trickles, pgbench at full rate with this many clients for BURST_SECONDS. The trickle right
+ * after 10,000 logins meets Doorman's query path not yet optimised by V8 (it was cold during the logins);
+ * the second shows the pooler in steady state. Both are reported.
  */
-export const TRICKLE_WARMUP_SECONDS = 5;
-const QUERY_TIMEOUT_MS = 10_000;
+const BURST_CLIENTS = 10;
+export const BURST_SECONDS = 5;
 const CONNECT_TIMEOUT_MS = 60_000;
 const CLOSE_TIMEOUT_MS = 60_000;
 
@@ -52,6 +54,11 @@ interface StartedPooler {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function describe(f: TrickleFigures): string {
+  const ms = (v: number | null): string => (v === null ? '-' : v.toFixed(3));
+  return `${f.queries} queries, ${f.failed} failed, p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms${f.error === null ? '' : `; ${f.error}`}`;
 }
 
 function emptyRun(target: PoolerName, requested: number): ManyClientsRun {
@@ -68,15 +75,10 @@ function emptyRun(target: PoolerName, requested: number): ManyClientsRun {
     rssAfterCloseBytes: null,
     trickleClients: 0,
     trickleSeconds: 0,
-    queries: 0,
-    queryFailures: 0,
-    firstQueryError: null,
-    p50Ms: null,
-    p99Ms: null,
-    maxMs: null,
+    afterLogins: null,
+    burstError: null,
+    warm: null,
     dropped: 0,
-    cpuUsPerQuery: null,
-    cpuPercent: null,
     error: null,
   };
 }
@@ -110,7 +112,6 @@ async function measure(
         database: target.database,
         ssl: false,
         connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-        query_timeout: QUERY_TIMEOUT_MS,
       });
       const lost = (): void => {
         if (holding) dropped.add(client);
@@ -138,54 +139,32 @@ async function measure(
   await sleep(1000);
   result.rssConnectedBytes = await readRss(pooler.pid);
 
-  // Trickle phase: every k-th client queries, the rest stay idle.
-  const step = Math.max(1, Math.floor(clients.length / TRICKLE_CLIENTS));
-  const subset = clients.filter((_, i) => i % step === 0).slice(0, TRICKLE_CLIENTS);
-  result.trickleClients = subset.length;
+  // Query phases: pgbench adds its trickle clients beside the idle ones, which stay untouched.
+  result.trickleClients = TRICKLE_CLIENTS;
   result.trickleSeconds = options.durationSeconds;
-  const completions: { atUs: number; ms: number }[] = [];
-  const warmEnd = performance.now() + TRICKLE_WARMUP_SECONDS * 1000;
-  const deadline = warmEnd + options.durationSeconds * 1000;
-  const sampler = sampleProcess(pooler.pid);
-  let measuredStartUs = 0;
-  const measuring = sleep(TRICKLE_WARMUP_SECONDS * 1000).then(() => {
-    measuredStartUs = nowUs();
-  });
-  await Promise.all(
-    subset.map(async (client) => {
-      for (;;) {
-        await sleep(Math.random() * TRICKLE_MAX_PAUSE_MS);
-        if (performance.now() >= deadline) return;
-        const started = performance.now();
-        try {
-          await client.query('SELECT 1');
-          if (started >= warmEnd) completions.push({ atUs: nowUs(), ms: performance.now() - started });
-        } catch (err) {
-          result.queryFailures++;
-          result.firstQueryError ??= message(err);
-        }
-      }
-    }),
-  );
-  await measuring;
-  const trickleEndUs = nowUs();
-  const samples = await sampler.stop();
-  result.rssEndBytes = await readRss(pooler.pid);
-  result.queries = completions.length;
-  const sorted = Float64Array.from(completions.map((c) => c.ms)).sort();
-  result.p50Ms = percentile(sorted, 50);
-  result.p99Ms = percentile(sorted, 99);
-  result.maxMs = sorted.length > 0 ? (sorted[sorted.length - 1] as number) : null;
-  const window = samplesWithin(samples, measuredStartUs, trickleEndUs);
-  if (window) {
-    const cpuUs = ((window.to.ticks - window.from.ticks) * 1_000_000) / ticks;
-    const inside = completions.filter((c) => c.atUs > window.from.atUs && c.atUs <= window.to.atUs).length;
-    result.cpuUsPerQuery = inside > 0 ? cpuUs / inside : null;
-    result.cpuPercent = (cpuUs / (window.to.atUs - window.from.atUs)) * 100;
+  const dir = await makeTempDir('doorman-bench-trickle', { forServiceUser: false });
+  try {
+    const scriptPath = path.join(dir.path, 'select-1.sql');
+    await writeFile(scriptPath, TRICKLE_SCRIPT);
+    const trickle = (phase: string): Promise<TrickleFigures> =>
+      runTrickle(
+        target,
+        pooler.pid,
+        { clients: TRICKLE_CLIENTS, ratePerSecond: TRICKLE_RATE, seconds: options.durationSeconds + 2, scriptPath, logPrefix: path.join(dir.path, phase) },
+        ticks,
+      );
+    result.afterLogins = await trickle('after-logins');
+    log(`    ${TARGET_LABELS[name]}: trickle after logins: ${describe(result.afterLogins)}`);
+    result.burstError = await runBurst(target, BURST_CLIENTS, BURST_SECONDS, scriptPath);
+    result.warm = await trickle('warm');
+    log(`    ${TARGET_LABELS[name]}: trickle after a ${BURST_SECONDS} s burst: ${describe(result.warm)}`);
+  } finally {
+    await dir.remove();
   }
+  result.rssEndBytes = await readRss(pooler.pid);
   holding = false;
   result.dropped = dropped.size;
-  log(`    ${TARGET_LABELS[name]}: ${result.queries} trickle queries, ${result.queryFailures} failed, ${result.dropped} connections dropped`);
+  log(`    ${TARGET_LABELS[name]}: ${result.dropped} idle connections dropped`);
 
   // Close everyone, bounded: a pooler that never answers Terminate must not hang the bench.
   await Promise.race([Promise.all(clients.map((c) => c.end().catch(() => undefined))), sleep(CLOSE_TIMEOUT_MS, undefined, { ref: false })]);
@@ -216,7 +195,7 @@ export async function runManyClients(options: BenchOptions, command: string, log
     const settings: PoolerSettings = {
       user: MD5_USER,
       auth: 'md5',
-      maxClientConn: options.connections + 100,
+      maxClientConn: options.connections + 200,
       ...(options.workers === null ? {} : { workers: options.workers }),
     };
     const ticks = await ticksPerSecond();
@@ -226,12 +205,14 @@ export async function runManyClients(options: BenchOptions, command: string, log
       command,
       connections: options.connections,
       trickleSeconds: options.durationSeconds,
-      trickleWarmupSeconds: TRICKLE_WARMUP_SECONDS,
+      trickleRate: TRICKLE_RATE,
+      burstSeconds: BURST_SECONDS,
       environment: await collectEnvironment(pgCluster),
       setup: [
         describePostgres(),
         ...describePoolers(settings),
-        `Clients: node-postgres ${await packageVersion('pg')} in the bench process, ${CONNECT_CONCURRENCY} logins in flight, as ${settings.user.user} (md5), no TLS`,
+        `Idle clients: node-postgres ${await packageVersion('pg')} in the bench process, ${CONNECT_CONCURRENCY} logins in flight, as ${settings.user.user} (md5), no TLS`,
+        `Trickle: pgbench -n -j 1 -c ${TRICKLE_CLIENTS} -R ${TRICKLE_RATE} -T ${options.durationSeconds + 2} -f (SELECT 1;) --log, the first and last second cut; burst: pgbench -c ${BURST_CLIENTS} -T ${BURST_SECONDS}, same script`,
         'Each pooler is started fresh for its turn and stopped afterwards',
       ],
       runs: [],

@@ -3,7 +3,7 @@ import { TARGETS, type TargetName } from './types.js';
 
 export interface BenchOptions {
   quick: boolean;
-  /** Seconds per pgbench run (cells) or of the trickle phase (--many-clients). */
+  /** Seconds per pgbench run (cells) or measured per trickle (--many-clients). */
   durationSeconds: number;
   /** --cells patterns, see filterCells(). */
   cells: string | undefined;
@@ -31,7 +31,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --cells LIST         comma-separated patterns matched against cell ids, e.g.
                        "simple/c100$,tls"; a trailing $ anchors at the end
   --targets LIST       subset of doorman,pgbouncer,direct (default all)
-  --many-clients       hold ${10_000} connections open and time a trickle of queries after a warm-up
+  --many-clients       hold ${10_000} connections open; pgbench sends 200 queries/s right after the
+                       logins, then again after a 5 s burst at full rate; latency from its log
   --connections N      connections for --many-clients (default 10000)
   --connect-cycles [N] N connect/disconnect cycles (default ${DEFAULT_CONNECT_CYCLES}) through Doorman with an
                        hba trust rule, sampling its RSS and open descriptors (a leak check)
