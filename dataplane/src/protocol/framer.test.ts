@@ -10,6 +10,7 @@ import {
   dataRow,
   errorResponse,
   parameterStatus,
+  readyForQuery,
   rowDescription,
 } from './backend.js';
 import { SYNC, query, sslRequest, startupMessage } from './frontend.js';
@@ -461,4 +462,24 @@ test('takeRemainder returns a partial message held by the framer', () => {
   assert.ok(f.idle);
   // The framer starts afresh at a message boundary.
   assertSame(frameAll(f, [SYNC]), [SYNC]);
+});
+
+test('a consumed chunk is let go: the framer holds no view of it once next() finds nothing', () => {
+  const f = backendFramer();
+  const chunk = Buffer.concat([readyForQuery(0x49), readyForQuery(0x54)]);
+  f.push(chunk);
+  assert.equal(f.next(), FrameKind.Message);
+  assert.equal(f.buf, chunk);
+  assert.equal(f.next(), FrameKind.Message);
+  assert.equal(f.next(), FrameKind.None);
+  assert.equal(f.buf.length, 0);
+  assert.ok(f.idle);
+  // A partial message is still kept (copied), and completes from the next chunk.
+  const rfq = readyForQuery(0x45);
+  f.push(rfq.subarray(0, 3));
+  assert.equal(f.next(), FrameKind.None);
+  assert.ok(!f.idle);
+  f.push(rfq.subarray(3));
+  assert.equal(f.next(), FrameKind.Message);
+  assert.deepEqual(f.buf.subarray(f.start, f.end), rfq);
 });

@@ -126,7 +126,13 @@ export class Framer {
       return (this.kind = FrameKind.Part);
     }
     if (this.pendLen > 0) return this.continuePending();
-    if (avail === 0) return (this.kind = FrameKind.None);
+    if (avail === 0) {
+      // Drop the consumed chunk: an idle connection should not keep a view of it (or its slab) alive.
+      this.cur = EMPTY;
+      this.buf = EMPTY;
+      this.pos = 0;
+      return (this.kind = FrameKind.None);
+    }
 
     const head = this.untyped ? 4 : 5;
     if (avail < head) {

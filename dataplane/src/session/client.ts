@@ -37,7 +37,7 @@ import type { PoolClient, PoolServer } from '../pool/members.js';
 import { ClientAuthExchange, type AuthOutcome } from './client-auth.js';
 import type { ClientCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
-import { applySync, isReported, reportedName, startupParameters, syncQueryFor, VersionedParams, type ParamMap } from './params.js';
+import { applySync, isReported, reportedName, sharedParams, startupParameters, syncQueryFor, VersionedParams, type ParamMap } from './params.js';
 import { beginTag, mayBeTransactionControl, transactionEndTag } from './begin.js';
 import { Outbox } from './outbox.js';
 import type { SocketReader } from './socket-reader.js';
@@ -76,6 +76,9 @@ const ADMIN_PARAMETERS: readonly (readonly [string, string])[] = [
 
 let nextClientId = 1;
 
+/** The empty parameter set every client starts with; never modified. */
+const NO_PARAMS: ReadonlyMap<string, string> = new Map();
+
 export class ClientConnection implements PoolClient {
   readonly id = nextClientId++;
   state = ClientState.Startup;
@@ -113,7 +116,7 @@ export class ClientConnection implements PoolClient {
   private relaying = false;
   private heldStatus: { key: string; name: string; value: string; before: string | undefined; message: Buffer }[] = [];
   /** The client's session defaults: the parameters it had right after login. */
-  private sessionDefaults: ParamMap = new Map();
+  private sessionDefaults: ReadonlyMap<string, string> = NO_PARAMS;
   private resyncNeeded = false;
   /** A RESET or DISCARD ALL completed and its ReadyForQuery has not come yet (PostgreSQL reports the changes in between). */
   parametersReset = false;
@@ -133,7 +136,8 @@ export class ClientConnection implements PoolClient {
   private loginPending = false;
   private auth: ClientAuthExchange | null = null;
   private creds: ClientCredentials | null = null;
-  private startupWanted: ParamMap = new Map();
+  /** What the startup packet asked for, until login completes. */
+  private startupWanted: ReadonlyMap<string, string> = NO_PARAMS;
   /** Logged in to the admin console: messages go to it, never to a pool. */
   private adminConsole = false;
   /** A console command is waiting for the shards' figures. */
@@ -873,8 +877,10 @@ export class ClientConnection implements PoolClient {
         if (isReported(k)) parts.push(parameterStatus(reportedName(k), v));
       }
     }
-    this.wanted = new VersionedParams(wanted);
-    this.sessionDefaults = new Map(wanted);
+    const defaults = sharedParams(wanted);
+    this.wanted = VersionedParams.of(defaults);
+    this.sessionDefaults = defaults.values;
+    this.startupWanted = NO_PARAMS;
     this.ensureRemapper();
     parts.push(backendKeyData(this.processId, this.secretKey), READY_IDLE);
     this.socket.write(Buffer.concat(parts));

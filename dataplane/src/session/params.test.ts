@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agreement, applySync, parseOptions, reportedName, startupParameters, syncQuery, syncQueryFor, VersionedParams } from './params.js';
+import { Agreement, applySync, parseOptions, reportedName, sharedParams, startupParameters, syncQuery, syncQueryFor, VersionedParams } from './params.js';
 
 test('parseOptions reads -c and -- settings with escaped spaces', () => {
   const m = parseOptions('-c geqo=off --search_path=a\\ b   -cstatement_timeout=5s');
@@ -123,4 +123,25 @@ test('reportedName restores PostgreSQL spelling', () => {
   assert.equal(reportedName('datestyle'), 'DateStyle');
   assert.equal(reportedName('timezone'), 'TimeZone');
   assert.equal(reportedName('search_path'), 'search_path');
+});
+
+test('sharedParams: one copy per content, whatever the order; VersionedParams.of starts from it with its key', () => {
+  const a = sharedParams(new Map([['application_name', 'app'], ['timezone', 'UTC']]));
+  const b = sharedParams(new Map([['timezone', 'UTC'], ['application_name', 'app']]));
+  const c = sharedParams(new Map([['timezone', 'UTC'], ['application_name', 'other']]));
+  assert.equal(a, b);
+  assert.notEqual(a, c);
+  assert.equal(a.key, new VersionedParams(a.values).contentKey());
+
+  const own = VersionedParams.of(a);
+  assert.equal(own.contentKey(), a.key);
+  own.set('timezone', 'Europe/Paris');
+  assert.equal(own.contentKey(), new VersionedParams([['application_name', 'app'], ['timezone', 'Europe/Paris']]).contentKey());
+  assert.equal(a.values.get('timezone'), 'UTC', 'the shared copy is not changed through a client');
+});
+
+test('sharedParams is bounded: past its limit it starts again instead of growing', () => {
+  const first = sharedParams(new Map([['application_name', 'bounded-0']]));
+  for (let i = 1; i <= 1024; i++) sharedParams(new Map([['application_name', `bounded-${i}`]]));
+  assert.notEqual(sharedParams(new Map([['application_name', 'bounded-0']])), first);
 });

@@ -33,6 +33,14 @@ export class VersionedParams extends Map<string, string> {
   private keyVersion = -1;
   private key = '';
 
+  /** A copy of `shared` whose content key is already known. */
+  static of(shared: SharedParams): VersionedParams {
+    const p = new VersionedParams(shared.values);
+    p.key = shared.key;
+    p.keyVersion = p.version;
+    return p;
+  }
+
   override set(key: string, value: string): this {
     if (super.get(key) !== value) this.version++;
     return super.set(key, value);
@@ -52,15 +60,45 @@ export class VersionedParams extends Map<string, string> {
   /** The content as one string: equal strings, equal maps (insertion order aside). */
   contentKey(): string {
     if (this.keyVersion !== this.version) {
-      // Names and values never hold NUL, so NUL between them cannot be confused with their own bytes.
-      this.key = [...this]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, v]) => `${k}\0${v}`)
-        .join('\0');
+      this.key = contentKeyOf(this);
       this.keyVersion = this.version;
     }
     return this.key;
   }
+}
+
+/** A map's content as one string: equal strings, equal maps (insertion order aside). */
+export function contentKeyOf(values: ParamMap): string {
+  // Names and values never hold NUL, so NUL between them cannot be confused with their own bytes.
+  return [...values]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k}\0${v}`)
+    .join('\0');
+}
+
+/** One set of values shared by every client that logged in with it. Never modified. */
+export interface SharedParams {
+  readonly key: string;
+  readonly values: ReadonlyMap<string, string>;
+}
+
+/** Distinct sets kept per thread; past this the table starts again (the values come from clients). */
+const SHARED_LIMIT = 1024;
+const shared = new Map<string, SharedParams>();
+
+/**
+ * The shared copy of `values`: most clients of an application log in with the same values, and 10,000
+ * clients each holding their own maps and strings made every full GC longer.
+ */
+export function sharedParams(values: ParamMap): SharedParams {
+  const key = contentKeyOf(values);
+  let s = shared.get(key);
+  if (s === undefined) {
+    if (shared.size >= SHARED_LIMIT) shared.clear();
+    s = { key, values };
+    shared.set(key, s);
+  }
+  return s;
 }
 
 /** What one server connection last agreed with: the content of a client's wanted values, and its own versions then. */

@@ -48,6 +48,8 @@ function endsBatch(kind: Slot): boolean {
   return kind === Slot.Sync || kind === Slot.Query || kind === Slot.ReplaceErrorQuery || kind === Slot.Deallocate || kind === Slot.DeallocateElsewhere;
 }
 
+const INITIAL_CAPACITY = 8;
+
 export class ResponseQueue {
   /** Queued slots whose effect (on statement names, or on what the server holds) PostgreSQL may still undo. */
   tentative = 0;
@@ -55,9 +57,10 @@ export class ResponseQueue {
   batches = 0;
   /** Queued slots a server message answers (all but the ones Doorman answers itself). */
   serverBound = 0;
-  private kinds = new Uint8Array(64);
-  private flags = new Uint8Array(64);
-  private refs: unknown[] = new Array(64);
+  // Small at first (a power of two; grows by doubling): one per logged-in client in transaction mode.
+  private kinds = new Uint8Array(INITIAL_CAPACITY);
+  private flags = new Uint8Array(INITIAL_CAPACITY);
+  private refs: unknown[] = new Array(INITIAL_CAPACITY);
   private head = 0;
   private count = 0;
 
