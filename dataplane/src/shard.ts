@@ -45,6 +45,7 @@ import { PoolStats } from './stats/pool-stats.js';
 const TICK_MS = 100;
 /** Pool maintenance (idle/lifetime limits, min_pool_size) runs every this many ticks. */
 const MAINTENANCE_EVERY = 10;
+const MAX_SHARED_ADDRESSES = 4096;
 /** A client that has not finished logging in by then is cut off (PgBouncer's client_login_timeout). */
 const LOGIN_TIMEOUT_MS = 60_000;
 
@@ -92,6 +93,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   private migrating = false;
   private migrationReported = false;
   private ticker: NodeJS.Timeout | null = null;
+  private readonly addresses = new Map<string, string>();
   private ticks = 0;
   private shutdownDeadline = 0;
   private exitWaiters: (() => void)[] = [];
@@ -117,6 +119,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
 
   /** Takes over an accepted client connection (a descriptor the main thread handed over). */
   adopt(fd: number, address: string | undefined, port: number | undefined): void {
+    if (address !== undefined) address = this.sharedAddress(address);
     const reader = new SocketReader();
     const socket: ByteSocket =
       this.io !== null ? new RawSocket(fd, this.io, reader, address, port) : new net.Socket({ fd, readable: true, writable: true, onread: reader.options } as ReadingSocketOptions);
@@ -127,6 +130,15 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     }
     const c = new ClientConnection(socket, this, reader);
     this.clients.add(c);
+  }
+
+  /** One string per client address (each arrives as a fresh copy from the main thread); bounded. */
+  private sharedAddress(address: string): string {
+    const known = this.addresses.get(address);
+    if (known !== undefined) return known;
+    if (this.addresses.size >= MAX_SHARED_ADDRESSES) this.addresses.clear();
+    this.addresses.set(address, address);
+    return address;
   }
 
   get clientCount(): number {

@@ -775,6 +775,11 @@ export class ClientConnection implements PoolClient {
       return this.fatal(E.databaseDisabled, `database "${this.database}" is not currently accepting connections`, 'an administrator ran DISABLE; ENABLE lets clients in again');
     }
     this.pool = pool;
+    if (pool !== null) {
+      // The same text, but the pool's copy: 10,000 clients of one pool need not hold 10,000 of each.
+      this.user = pool.user.username;
+      this.database = pool.db.name;
+    }
     this.creds = pool === null ? null : this.host.credentials(pool).client;
     this.state = ClientState.Auth;
     this.beginAuth(method);

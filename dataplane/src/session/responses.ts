@@ -49,6 +49,9 @@ function endsBatch(kind: Slot): boolean {
 }
 
 const INITIAL_CAPACITY = 8;
+/** Set on a slot whose effect PostgreSQL may still undo; the kinds fit below it. */
+const TENTATIVE = 0x80;
+const KIND = 0x7f;
 
 export class ResponseQueue {
   /** Queued slots whose effect (on statement names, or on what the server holds) PostgreSQL may still undo. */
@@ -58,8 +61,8 @@ export class ResponseQueue {
   /** Queued slots a server message answers (all but the ones Doorman answers itself). */
   serverBound = 0;
   // Small at first (a power of two; grows by doubling): one per logged-in client in transaction mode.
+  /** Per slot, the kind and the TENTATIVE bit. */
   private kinds = new Uint8Array(INITIAL_CAPACITY);
-  private flags = new Uint8Array(INITIAL_CAPACITY);
   private refs: unknown[] = new Array(INITIAL_CAPACITY);
   private head = 0;
   private count = 0;
@@ -69,7 +72,7 @@ export class ResponseQueue {
   }
 
   get headKind(): Slot {
-    return this.kinds[this.head] as Slot;
+    return (this.kinds[this.head] & KIND) as Slot;
   }
 
   get headRef(): unknown {
@@ -79,8 +82,7 @@ export class ResponseQueue {
   push(kind: Slot, ref: unknown = undefined, tentative = false): void {
     if (this.count === this.kinds.length) this.grow();
     const i = (this.head + this.count) & (this.kinds.length - 1);
-    this.kinds[i] = kind;
-    this.flags[i] = tentative ? 1 : 0;
+    this.kinds[i] = tentative ? kind | TENTATIVE : kind;
     this.refs[i] = ref;
     this.count++;
     if (tentative) this.tentative++;
@@ -90,9 +92,8 @@ export class ResponseQueue {
 
   /** Replaces the head slot (a DEALLOCATE that failed becomes a plain Query awaiting its ReadyForQuery). */
   setHead(kind: Slot, ref: unknown = undefined): void {
-    const old = this.kinds[this.head] as Slot;
-    this.tentative -= this.flags[this.head];
-    this.flags[this.head] = 0;
+    const old = (this.kinds[this.head] & KIND) as Slot;
+    if ((this.kinds[this.head] & TENTATIVE) !== 0) this.tentative--;
     if (endsBatch(old)) this.batches--;
     if (endsBatch(kind)) this.batches++;
     this.kinds[this.head] = kind;
@@ -100,8 +101,8 @@ export class ResponseQueue {
   }
 
   shift(): void {
-    const kind = this.kinds[this.head] as Slot;
-    this.tentative -= this.flags[this.head];
+    const kind = (this.kinds[this.head] & KIND) as Slot;
+    if ((this.kinds[this.head] & TENTATIVE) !== 0) this.tentative--;
     if (endsBatch(kind)) this.batches--;
     if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) this.serverBound--;
     this.refs[this.head] = undefined;
@@ -116,16 +117,13 @@ export class ResponseQueue {
   private grow(): void {
     const n = this.kinds.length * 2;
     const kinds = new Uint8Array(n);
-    const flags = new Uint8Array(n);
     const refs: unknown[] = new Array(n);
     for (let i = 0; i < this.count; i++) {
       const j = (this.head + i) & (this.kinds.length - 1);
       kinds[i] = this.kinds[j];
-      flags[i] = this.flags[j];
       refs[i] = this.refs[j];
     }
     this.kinds = kinds;
-    this.flags = flags;
     this.refs = refs;
     this.head = 0;
   }
