@@ -8,6 +8,11 @@ import { dupSocketDescriptor } from '../workers/fd.js';
 import { EpollLoop } from './epoll-loop.js';
 import { RawSocket } from './raw-socket.js';
 
+/** Resolves when `socket` raises `event`. */
+function raised(socket: RawSocket, event: string): Promise<void> {
+  return new Promise((resolve) => socket.once(event, () => resolve()));
+}
+
 const loop = EpollLoop.start((err) => {
   throw err;
 });
@@ -114,7 +119,7 @@ test('a write the kernel cannot take is queued, drains in order, and emits drain
   }
   assert.ok(raw.writableLength > 0, 'a peer that does not read leaves bytes queued');
   const received = digestOf(peer, 16 * 1024 * 1024);
-  const drained = once(raw, 'drain');
+  const drained = raised(raw, 'drain');
   peer.resume();
   await drained;
   assert.equal(await received, sent.digest('hex'));
@@ -165,7 +170,7 @@ test('the peer closing gives end, then close, once', async () => {
   const events: string[] = [];
   raw.on('end', () => events.push('end'));
   raw.on('close', () => events.push('close'));
-  const closed = once(raw, 'close');
+  const closed = raised(raw, 'close');
   peer.end();
   await closed;
   await new Promise((r) => setTimeout(r, 20));
@@ -180,7 +185,7 @@ test('a peer that hangs up while the socket is paused is reported once reading r
   peer.destroy();
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(raw.destroyed, false);
-  const closed = once(raw, 'close');
+  const closed = raised(raw, 'close');
   raw.resume();
   await closed;
   close();

@@ -4,12 +4,12 @@
  * from the caller's buffer, and queues only what the kernel did not take. It offers the part of
  * net.Socket's interface the sessions use, with the same events: 'end', 'error', 'close' and 'drain'.
  */
-import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { ByteSocket } from '../session/byte-socket.js';
 import { slabFor, slabOffset, takeSlab, type SocketReader } from '../session/socket-reader.js';
 import { dupDescriptor } from '../workers/fd.js';
 import type { EpollHandler, EpollLoop } from './epoll-loop.js';
+import { SocketEvents } from './socket-events.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, addressOf, close, errno, recvAt, send, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
 
 /** A read gets at least this much room in the slab; a large result streams through in reads this big or bigger. */
@@ -29,7 +29,7 @@ function socketError(code: number, op: string): NodeJS.ErrnoException {
   return err;
 }
 
-export class RawSocket extends EventEmitter implements ByteSocket, EpollHandler {
+export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler {
   destroyed = false;
   writable = true;
   readyState: 'open' | 'readOnly' | 'closed' = 'open';

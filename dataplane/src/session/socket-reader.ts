@@ -60,11 +60,16 @@ export class SocketReader {
   /** Called with each chunk read; 'end', 'close' and 'error' still come as socket events. */
   onChunk: (chunk: Buffer) => void = ignore;
 
-  readonly options: net.OnReadOpts = {
-    buffer: readBuffer,
-    callback: (n: number): boolean => {
-      this.onChunk(copyOut(n));
-      return true;
-    },
-  };
+  private onread: net.OnReadOpts | null = null;
+
+  /** For a Node socket created with `onread`; made on first use, since sockets on the shard's loop never need it. */
+  get options(): net.OnReadOpts {
+    return (this.onread ??= {
+      buffer: readBuffer,
+      callback: (n: number): boolean => {
+        this.onChunk(copyOut(n));
+        return true;
+      },
+    });
+  }
 }
