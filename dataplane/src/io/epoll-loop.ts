@@ -4,8 +4,10 @@
  * in its own epoll_wait and calls recv/send directly matches PgBouncer. So the shard waits here, in one
  * epoll set holding its sockets and libuv's own epoll descriptor, and returns to libuv whenever libuv has
  * something to do: a ready descriptor (a message from the main thread, a TLS socket, a connect), a due
- * timer, or a watcher it has not polled yet. libuv calls back in through a pipe it reads as a Node socket
- * (a koffi poll handle was tried first: its callback aborts the process when a worker is terminated).
+ * timer, or a watcher it has not polled yet. libuv calls back in through a pipe it reads as a Node socket.
+ * A koffi poll handle was tried first: its callback aborts the process when a worker is terminated. So was
+ * setImmediate: Node keeps its immediate idle handle active while the callback runs, so libuv's timeout
+ * reads 0 inside it and this loop would spin.
  *
  * Callbacks queued while this loop runs (process.nextTick, promise reactions) run when it returns; it
  * returns after `MAX_SLEEP_MS` at the latest, and at once when a caller asks with `yieldSoon()`.
