@@ -8,7 +8,7 @@ import { errorLine, parsePgbenchSummary } from './pgbench-summary.js';
 import type { Endpoint } from './servers.js';
 import type { Cell, TargetName, TargetRun } from './types.js';
 
-const PGBENCH = path.join(PG_BIN, 'pgbench');
+export const PGBENCH = path.join(PG_BIN, 'pgbench');
 /** Ramp-up and ramp-down cut from both ends of the run. */
 const STEADY_MARGIN_US = 1_000_000;
 /** Beyond -T: initial connections (2000 SCRAM logins) and the final report. */

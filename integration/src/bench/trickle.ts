@@ -1,9 +1,10 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PG_BIN, run, type ClientTarget, type RunResult } from '../harness/index.js';
+import { run, type ClientTarget, type RunResult } from '../harness/index.js';
 import { sampleProcess, samplesWithin, type CpuSample } from './cpu.js';
 import { inWindow, parseLog, steadyWindow, summarizeLatency, type LogRecord } from './pgbench-log.js';
 import { errorLine } from './pgbench-summary.js';
+import { PGBENCH } from './run-pgbench.js';
 
 /**
  * The query trickle of --many-clients: pgbench at a fixed rate (-R), its latency read from --log. Timing
@@ -11,7 +12,6 @@ import { errorLine } from './pgbench-summary.js';
  * both poolers' tails.
  */
 
-const PGBENCH = path.join(PG_BIN, 'pgbench');
 export const TRICKLE_SCRIPT = 'SELECT 1;\n';
 /** Ramp-up and ramp-down cut from both ends of a trickle. */
 const MARGIN_US = 1_000_000;
