@@ -79,12 +79,16 @@ describe('logs', { timeout: SUITE_TIMEOUT_MS }, () => {
     await admin.query('RELOAD');
     await connect(SCRAM_USER.user, SCRAM_USER.password);
     await scram.end();
-    // Both logins, the three failures (with their SQLSTATE) and the disconnect were logged.
+    // Both logins, the three failures (with their SQLSTATE), the disconnect and the shards' reload were logged.
+    // RELOAD answers before the shards have reloaded: their debug line may come after the disconnect.
     const lines = await eventually(
       async () => d().process.lines(),
-      (ls) => ls.filter((l) => l.includes('"sqlstate":"28P01"')).length === 3 && ls.some((l) => l.includes('client closed')),
+      (ls) =>
+        ls.filter((l) => l.includes('"sqlstate":"28P01"')).length === 3 &&
+        ls.some((l) => l.includes('client closed')) &&
+        ls.filter((l) => l.includes('shard reloaded')).length === 2,
       5_000,
-      'login failures and a disconnect logged',
+      'login failures, a disconnect and both shards reloading logged',
     );
     const json = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     const logins = json.filter((l) => l.msg === 'client logged in').map((l) => l.user);
