@@ -69,6 +69,12 @@ function pgbenchCommand(target: ClientTarget, args: string[], timeoutMs: number)
   });
 }
 
+/** Why a pgbench run failed, or null. */
+function failureOf(result: RunResult, seconds: number): string | null {
+  if (result.timedOut) return `pgbench timed out after ${seconds} s + ${EXTRA_TIMEOUT_MS} ms`;
+  return result.code === 0 ? null : (errorLine(result.stderr) ?? `pgbench exited with ${String(result.code)}`);
+}
+
 /** Figures for the records ending in the trickle's steady window; CPU from the pooler's samples in it. */
 export function trickleFigures(records: readonly LogRecord[], cpu: { windowUs: number; ticks: number } | null, ticksPerSecond: number): TrickleFigures {
   const latency = summarizeLatency(records);
@@ -101,7 +107,7 @@ export async function runTrickle(target: ClientTarget, pid: number, o: TrickleOp
   const base = path.basename(o.logPrefix);
   const logs: LogRecord[][] = [];
   for (const file of (await readdir(dir)).filter((f) => f.startsWith(`${base}.`)).sort()) logs.push(parseLog(await readFile(path.join(dir, file), 'utf8')));
-  const failure = result.timedOut ? `pgbench timed out after ${o.seconds} s + ${EXTRA_TIMEOUT_MS} ms` : result.code !== 0 ? (errorLine(result.stderr) ?? `pgbench exited with ${String(result.code)}`) : null;
+  const failure = failureOf(result, o.seconds);
   const steady = steadyWindow(logs, MARGIN_US);
   if (steady === null) return { ...trickleFigures([], null, ticksPerSecond), error: failure ?? 'no steady window in the pgbench log' };
   const cpuWindow = samplesWithin(samples, steady.startUs, steady.endUs);
@@ -113,6 +119,6 @@ export async function runTrickle(target: ClientTarget, pid: number, o: TrickleOp
 /** A burst at full rate, to bring a pooler's query path to steady state; resolves with an error line or null. */
 export async function runBurst(target: ClientTarget, clients: number, seconds: number, scriptPath: string): Promise<string | null> {
   const result = await pgbenchCommand(target, burstArgs(clients, seconds, scriptPath), seconds * 1000 + EXTRA_TIMEOUT_MS);
-  if (result.timedOut) return `burst: pgbench timed out after ${seconds} s + ${EXTRA_TIMEOUT_MS} ms`;
-  return result.code === 0 ? null : `burst: ${errorLine(result.stderr) ?? `pgbench exited with ${String(result.code)}`}`;
+  const failure = failureOf(result, seconds);
+  return failure === null ? null : `burst: ${failure}`;
 }
