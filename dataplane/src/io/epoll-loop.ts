@@ -28,6 +28,7 @@ import {
   pipe,
   pokeByte,
 } from './libc.js';
+import { endBatch, startBatch } from './batch-clock.js';
 import { probeUvLoop, type UvLoop } from './uv-loop.js';
 
 /** Readiness of one descriptor, as epoll reports it. */
@@ -46,6 +47,8 @@ const MAX_SLEEP_MS = 1000;
 export class EpollLoop {
   private readonly handlers: (EpollHandler | undefined)[] = [];
   private readonly events = Buffer.alloc(EPOLL_EVENT_SIZE * MAX_EVENTS);
+  /** The same memory as 32-bit words (the 12-byte events are 4-byte aligned): no offset checks per event. */
+  private readonly eventWords = new Int32Array(this.events.buffer, this.events.byteOffset, (EPOLL_EVENT_SIZE / 4) * MAX_EVENTS);
   private readonly ctl = Buffer.alloc(EPOLL_EVENT_SIZE);
   private readonly deferred: (() => void)[] = [];
   private readonly wakeReader: net.Socket;
@@ -121,6 +124,7 @@ export class EpollLoop {
     const uv = this.uv;
     const backendFd = uv.backendFd;
     const events = this.events;
+    const words = this.eventWords;
     const handlers = this.handlers;
     this.running = true;
     try {
@@ -136,10 +140,11 @@ export class EpollLoop {
         }
         // Nothing ready within the timeout: a libuv timer is due.
         if (n === 0) break;
+        startBatch();
         let uvReady = false;
         for (let i = 0; i < n; i++) {
-          const at = i * EPOLL_EVENT_SIZE;
-          const fd = events.readInt32LE(at + 4);
+          const at = i * (EPOLL_EVENT_SIZE / 4);
+          const fd = words[at + 1];
           if (fd === backendFd) {
             uvReady = true;
             continue;
@@ -147,17 +152,19 @@ export class EpollLoop {
           const h = handlers[fd];
           if (h === undefined) continue;
           try {
-            h.onEvents(events.readUInt32LE(at));
+            h.onEvents(words[at] >>> 0);
           } catch (err) {
             this.onError(err);
           }
         }
         this.runDeferred();
+        endBatch();
         if (uvReady || this.yieldRequested) break;
       }
     } catch (err) {
       this.onError(err);
     } finally {
+      endBatch();
       this.runDeferred();
       this.running = false;
       this.yieldRequested = false;
@@ -167,6 +174,8 @@ export class EpollLoop {
 
   private runDeferred(): void {
     const q = this.deferred;
+    // Setting an array's length is a call into the runtime: most batches defer nothing.
+    if (q.length === 0) return;
     for (let i = 0; i < q.length; i++) {
       try {
         q[i]();

@@ -38,6 +38,7 @@ export const epollWait = libc.func('int epoll_wait(int, void *, int, int)') as F
 /** recv(2) to an address: a read lands at an offset of a buffer without a view of it made per read. */
 const recvAtFn = libc.func('long recv(int, intptr_t, unsigned long, int)') as Fn<[number, number, number, number], number>;
 const sendFn = libc.func('long send(int, void *, unsigned long, int)') as Fn<[number, Buffer, number, number], number>;
+const sendAtFn = libc.func('long send(int, intptr_t, unsigned long, int)') as Fn<[number, number, number, number], number>;
 const shutdownFn = libc.func('int shutdown(int, int)') as Fn<[number, number], number>;
 export const close = libc.func('int close(int)') as Fn<[number], number>;
 const pipe2Fn = libc.func('int pipe2(_Out_ int *fds, int flags)') as Fn<[number[], number], number>;
@@ -67,6 +68,11 @@ export function addressOf(buf: Buffer): number {
 /** Writes buf[0, length) without blocking and without SIGPIPE: bytes written, or -1 with errno set. */
 export function send(fd: number, buf: Buffer, length = buf.length): number {
   return sendFn(fd, buf, length, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/** send() from memory at `address` (see addressOf), which must stay alive for the call. */
+export function sendAt(fd: number, address: number, length: number): number {
+  return sendAtFn(fd, address, length, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 export function shutdownWrite(fd: number): void {

@@ -149,6 +149,39 @@ test('a transient write keeps a copy of what the kernel did not take: the caller
   close();
 });
 
+test('a range of the chunk just read is written from its bytes in the slab', async () => {
+  const { peer, raw, reader, close } = await pair();
+  peer.setNoDelay(true);
+  reader.onChunk = (chunk) => {
+    // Skip each chunk's first 3 and last 2 bytes: a range well inside the slab.
+    assert.equal(raw.writeRange(chunk, 3, chunk.length - 2), true);
+  };
+  for (let i = 0; i < 5; i++) {
+    const body = `message ${i} ${'x'.repeat(i * 100)}`;
+    const echoed = once(peer, 'data');
+    peer.write(`<<<${body}>>`);
+    assert.equal(String((await echoed)[0]), body);
+  }
+  close();
+});
+
+test('a range write the kernel cannot take is queued from the buffer itself, in order', async () => {
+  const { peer, raw, close } = await pair();
+  peer.pause();
+  const block = Buffer.alloc(1024 * 1024 + 10);
+  const sent = createHash('sha256');
+  for (let i = 0; i < 16; i++) {
+    const own = Buffer.from(block.fill(i + 1));
+    sent.update(own.subarray(7, own.length - 3));
+    raw.writeRange(own, 7, own.length - 3);
+  }
+  assert.ok(raw.writableLength > 0, 'a peer that does not read leaves bytes queued');
+  const received = digestOf(peer, 16 * 1024 * 1024);
+  peer.resume();
+  assert.equal(await received, sent.digest('hex'));
+  close();
+});
+
 test('a paused socket delivers nothing until resumed', async () => {
   const { peer, raw, reader, close } = await pair();
   raw.pause();

@@ -10,13 +10,22 @@ import { slabFor, slabOffset, takeSlab, type SocketReader } from '../session/soc
 import { dupDescriptor } from '../workers/fd.js';
 import type { EpollHandler, EpollLoop } from './epoll-loop.js';
 import { SocketEvents } from './socket-events.js';
-import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, addressOf, close, errno, recvAt, send, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
+import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, addressOf, close, errno, recvAt, send, sendAt, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
 
 /** A read gets at least this much room in the slab; a large result streams through in reads this big or bigger. */
 const MIN_READ_ROOM = 16 * 1024;
 /** The thread's current slab and its address, looked up once per slab. */
 let slabSeen: Buffer | null = null;
 let slabAddress = 0;
+/**
+ * The chunk last read on this thread and where its bytes are. A relayed chunk is written while it is being
+ * handled, so a write of it goes out by address: no view of the range made, no buffer handed to koffi.
+ */
+let lastChunk: Buffer | null = null;
+let lastChunkAddress = 0;
+/** The buffer last written transiently (the outbox's staging buffer) and its address. */
+let transientSeen: Buffer | null = null;
+let transientAddress = 0;
 
 const ERRNO_NAMES: Record<number, string> = { 32: 'EPIPE', 104: 'ECONNRESET', 110: 'ETIMEDOUT', 113: 'EHOSTUNREACH' };
 
@@ -65,19 +74,34 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
   }
 
   write(buf: Uint8Array): boolean {
-    return this.put(buf as Buffer, buf.length, false);
+    return this.put(buf as Buffer, 0, buf.length, false);
+  }
+
+  /** Writes buf[start, end); keeps `buf` itself for whatever the kernel does not take. */
+  writeRange(buf: Buffer, start: number, end: number): boolean {
+    return this.put(buf, start, end, false);
   }
 
   /** Writes buf[0, length) and copies whatever the kernel does not take: the caller reuses `buf` at once. */
   writeTransient(buf: Buffer, length: number): boolean {
-    return this.put(buf, length, true);
+    if (buf !== transientSeen) {
+      transientSeen = buf;
+      transientAddress = addressOf(buf);
+    }
+    return this.put(buf, 0, length, true);
   }
 
-  private put(b: Buffer, length: number, transient: boolean): boolean {
+  private put(b: Buffer, start: number, end: number, transient: boolean): boolean {
     if (this.destroyed || !this.writable) return false;
+    const length = end - start;
     let sent = 0;
     if (this.queue.length === 0) {
-      const n = send(this.fd, b, length);
+      const n =
+        b === lastChunk
+          ? sendAt(this.fd, lastChunkAddress + start, length)
+          : b === transientSeen
+            ? sendAt(this.fd, transientAddress + start, length)
+            : send(this.fd, start === 0 ? b : b.subarray(start, end), length);
       if (n === length) return true;
       if (n < 0) {
         const e = errno();
@@ -89,8 +113,8 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
         sent = n;
       }
     }
-    if (transient) this.enqueue(Buffer.from(b.subarray(sent, length)));
-    else this.enqueue(sent === 0 && length === b.length ? b : b.subarray(sent, length));
+    if (transient) this.enqueue(Buffer.from(b.subarray(start + sent, end)));
+    else this.enqueue(start + sent === 0 && end === b.length ? b : b.subarray(start + sent, end));
     return false;
   }
 
@@ -171,7 +195,10 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
     const at = slabOffset();
     const n = recvAt(this.fd, slabAddress + at, slab.length - at);
     if (n > 0) {
-      this.reader.onChunk(takeSlab(n));
+      const chunk = takeSlab(n);
+      lastChunk = chunk;
+      lastChunkAddress = slabAddress + at;
+      this.reader.onChunk(chunk);
       return;
     }
     if (n === 0) {

@@ -9,9 +9,9 @@
  * the cap counts connections over all shards, and a shard whose clients wait while another holds idle or
  * more than its share of connections gets one closed there and opens its own (see budget.ts).
  */
-import { performance } from 'node:perf_hooks';
 import type { PoolConfig, UserConfig } from '@doorman/proto';
 import { E } from '../errors.js';
+import { preciseNow } from '../io/batch-clock.js';
 import { applySync, forgetUnreported, syncQueryFor } from '../session/params.js';
 import { Dirty, resetStatements } from '../session/reset.js';
 import { StatementRegistry } from '../prepared/statements.js';
@@ -105,7 +105,7 @@ export class Pool {
     }
     client.waitStart = this.host.now;
     // The precise clock only for clients that really queue: the common path takes no reading.
-    client.waitedSince = performance.now();
+    client.waitedSince = preciseNow();
     this.waiters.push(client);
     this.waiting++;
     this.grow();
@@ -354,7 +354,7 @@ export class Pool {
 
   /** Health check (after a long idle) and parameter sync, then the client gets the server; `retry` after a failed check (its wait was counted). */
   private prepare(s: PoolServer, c: PoolClient, retry = false): void {
-    if (!retry) this.stats.wait(c.waitedSince === 0 ? 0 : (performance.now() - c.waitedSince) * 1000);
+    if (!retry) this.stats.wait(c.waitedSince === 0 ? 0 : (preciseNow() - c.waitedSince) * 1000);
     c.waitedSince = 0;
     this.enter(s, ServerPoolState.Active);
     c.reserve(s);
@@ -395,7 +395,7 @@ export class Pool {
     const next = this.paused ? null : this.takeIdle();
     if (next !== null) return this.prepare(next, c, true);
     c.waitStart = this.host.now;
-    c.waitedSince = performance.now();
+    c.waitedSince = preciseNow();
     this.waiters.unshift(c);
     this.waiting++;
     this.grow();

@@ -11,7 +11,7 @@
  * would be. Errors PostgreSQL would raise for client names (26000, 42P05) are produced by sending a message
  * that is sure to fail and replacing its error, so the transaction state and the skip-to-Sync are PostgreSQL's own.
  */
-import { allocMessage, BackendCode, FrontendCode, TxStatus } from '../protocol/codes.js';
+import { allocMessage, BackendCode, FrontendCode, TxStatus, uint32At } from '../protocol/codes.js';
 import { commandComplete, errorResponse, readErrorFields, READY_IDLE, READY_IN_TX } from '../protocol/backend.js';
 import {
   buildParse,
@@ -369,12 +369,12 @@ export class StatementRemapper {
   private localParse(buf: Buffer, inTransaction: boolean, toClient: Outbox): LocalAnswer | null {
     // Only Parse messages and then one Sync qualify: look at the message headers before decoding anything.
     let q = 0;
-    while (q + 5 <= buf.length && buf[q] === FrontendCode.Parse) q += 1 + buf.readUInt32BE(q + 1);
+    while (q + 5 <= buf.length && buf[q] === FrontendCode.Parse) q += 1 + uint32At(buf, q + 1);
     if (q === 0 || q + 5 !== buf.length || buf[q] !== FrontendCode.Sync) return null;
     const found: [string | null, PreparedStatement][] = [];
     let p = 0;
     while (p < buf.length && buf[p] === FrontendCode.Parse) {
-      const end = p + 1 + buf.readUInt32BE(p + 1);
+      const end = p + 1 + uint32At(buf, p + 1);
       if (end > buf.length) return null;
       const { name, restStart } = readParse(buf, p, end);
       if (name !== '' && (this.named.has(name) || found.some(([n]) => n === name))) return null;
@@ -383,7 +383,7 @@ export class StatementRemapper {
       found.push([name === '' ? null : name, st]);
       p = end;
     }
-    if (found.length === 0 || p + 5 !== buf.length || buf[p] !== FrontendCode.Sync || buf.readUInt32BE(p + 1) !== 4) return null;
+    if (found.length === 0 || p + 5 !== buf.length || buf[p] !== FrontendCode.Sync || uint32At(buf, p + 1) !== 4) return null;
     if (this.named.size + found.length > this.limits.maxPerClient) return null;
     for (const [name, st] of found) {
       this.setName(name, st);

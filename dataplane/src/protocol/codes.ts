@@ -125,6 +125,14 @@ export function copyRange(src: Buffer, from: number, to: number, dst: Buffer, at
   return at + n;
 }
 
+/**
+ * The big-endian uint32 at buf[at, at + 4), which the caller has checked is there. Buffer#readUInt32BE
+ * validates its offset through a wrapper that showed in profiles of the per-message path.
+ */
+export function uint32At(buf: Uint8Array, at: number): number {
+  return buf[at] * 0x1000000 + ((buf[at + 1] << 16) | (buf[at + 2] << 8) | buf[at + 3]);
+}
+
 /** Index of the first NUL in buf[pos, end), or -1; never looks at or past `end`. */
 export function findNul(buf: Buffer, pos: number, end: number): number {
   for (let i = pos; i < end; i++) if (buf[i] === 0) return i;
@@ -143,7 +151,7 @@ export function nulIndex(buf: Buffer, pos: number, end: number): number {
  * returns where its body starts. Guards readers against a caller handing them a bad range.
  */
 export function bodyStart(buf: Buffer, start: number, end: number): number {
-  if (start < 0 || end > buf.length || end - start < 5 || buf.readUInt32BE(start + 1) !== end - start - 1) {
+  if (start < 0 || end > buf.length || end - start < 5 || uint32At(buf, start + 1) !== end - start - 1) {
     throw new ProtocolViolation('message length does not match its frame');
   }
   return start + 5;

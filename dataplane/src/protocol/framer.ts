@@ -10,6 +10,7 @@
  * A buffer reported in a frame is never written to again, so callers may hand slices of it to a
  * socket without copying.
  */
+import { uint32At } from './codes.js';
 
 export const enum FrameKind {
   /** Nothing complete is left in the pushed chunk; push the next one. */
@@ -140,7 +141,7 @@ export class Framer {
       return (this.kind = FrameKind.None);
     }
     const p = this.pos;
-    const len = this.untyped ? cur.readUInt32BE(p) : cur.readUInt32BE(p + 1);
+    const len = this.untyped ? uint32At(cur, p) : uint32At(cur, p + 1);
     const total = this.check(len);
     if (total < 0) return (this.kind = FrameKind.Error);
     if (total <= avail) {
@@ -198,7 +199,7 @@ export class Framer {
     if (this.pendTotal === 0) {
       this.fill(head);
       if (this.pendLen < head) return (this.kind = FrameKind.None);
-      const len = this.untyped ? this.pend.readUInt32BE(0) : this.pend.readUInt32BE(1);
+      const len = this.untyped ? uint32At(this.pend, 0) : uint32At(this.pend, 1);
       const total = this.check(len);
       if (total < 0) return (this.kind = FrameKind.Error);
       this.pendTotal = total;
@@ -225,7 +226,7 @@ export class Framer {
     this.start = 0;
     this.end = this.pendTotal;
     this.code = this.untyped ? 0 : this.pend[0];
-    this.length = this.untyped ? this.pend.readUInt32BE(0) : this.pend.readUInt32BE(1);
+    this.length = this.untyped ? uint32At(this.pend, 0) : uint32At(this.pend, 1);
     this.pend = EMPTY;
     this.pendLen = 0;
     this.pendTotal = 0;

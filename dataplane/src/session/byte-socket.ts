@@ -10,6 +10,8 @@ export interface ByteSocket {
   readonly writableLength: number;
   readonly readyState: string;
   write(buf: Uint8Array): boolean;
+  /** Only on the shard's own loop: writes buf[start, end) without a view of it made first. */
+  writeRange?(buf: Buffer, start: number, end: number): boolean;
   /** Only on the shard's own loop: writes buf[0, length) and keeps a copy of what is left; `buf` is reused at once. */
   writeTransient?(buf: Buffer, length: number): boolean;
   end(): unknown;

@@ -7,7 +7,6 @@
  * checking or syncing it. Active: bytes flow both ways. Bytes a client sends without a server are queued
  * (bounded) and flushed in order when one is attached.
  */
-import { performance } from 'node:perf_hooks';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { RESERVED_DATABASE_NAMES } from '@doorman/proto';
@@ -26,7 +25,7 @@ import {
   READY_IN_TX,
   type ErrorInfo,
 } from '../protocol/backend.js';
-import { allocMessage, BackendCode, FrontendCode, FRONTEND_STREAMABLE, ProtocolViolation, TxStatus } from '../protocol/codes.js';
+import { allocMessage, BackendCode, FrontendCode, FRONTEND_STREAMABLE, ProtocolViolation, TxStatus, uint32At } from '../protocol/codes.js';
 import { parseIsNamed, readLoneStatement } from '../protocol/extended.js';
 import { Framer, FrameKind, FramerError } from '../protocol/framer.js';
 import { readQueryText } from '../protocol/frontend.js';
@@ -42,6 +41,7 @@ import { beginTag, mayBeTransactionControl, transactionEndTag } from './begin.js
 import { Outbox } from './outbox.js';
 import type { SocketReader } from './socket-reader.js';
 import type { ByteSocket } from './byte-socket.js';
+import { preciseNow } from '../io/batch-clock.js';
 import { RawSocket } from '../io/raw-socket.js';
 import { Dirty } from './reset.js';
 import type { ServerConnection } from './server.js';
@@ -104,7 +104,7 @@ export class ClientConnection implements PoolClient {
   dirtyFromClient = 0;
   waitStart = 0;
   waitedSince = 0;
-  /** performance.now() when the oldest unanswered query was sent (or reached a server), and when the transaction began. */
+  /** preciseNow() when the oldest unanswered query was sent (or reached a server), and when the transaction began. */
   private queryStartedAt = 0;
   private xactStartedAt = 0;
   /** Session mode: a transaction is open on the server (a query ran since the last ReadyForQuery 'I'). */
@@ -231,12 +231,12 @@ export class ClientConnection implements PoolClient {
       if (kind === FrameKind.Message) {
         switch (f.code) {
           case FrontendCode.Sync:
-            if (this.pending++ === 0) this.queryStartedAt = performance.now();
+            if (this.pending++ === 0) this.queryStartedAt = preciseNow();
             this.unsynced = false;
             break;
           case FrontendCode.Query:
           case FrontendCode.FunctionCall:
-            if (this.pending++ === 0) this.queryStartedAt = performance.now();
+            if (this.pending++ === 0) this.queryStartedAt = preciseNow();
             break;
           case FrontendCode.Parse:
             // Without remapping a named statement outlives the transaction on that server: DEALLOCATE ALL at check-in.
@@ -378,7 +378,7 @@ export class ClientConnection implements PoolClient {
     let lone: { text: string; describe: boolean } | null = null;
     try {
       const deferred = this.deferredBegin !== null;
-      if (chunk[0] === FrontendCode.Query && chunk.readUInt32BE(1) + 1 === chunk.length) {
+      if (chunk[0] === FrontendCode.Query && uint32At(chunk, 1) + 1 === chunk.length) {
         if (mayBeTransactionControl(chunk, 5, chunk.length, deferred)) text = readQueryText(chunk, 0, chunk.length);
       } else if (chunk[0] === FrontendCode.Parse && chunk[5] === 0 && mayBeTransactionControl(chunk, 6, chunk.length, deferred)) {
         text = (lone = readLoneStatement(chunk))?.text ?? null;
@@ -454,7 +454,7 @@ export class ClientConnection implements PoolClient {
    * answer, so query time is time the server spent on this client, not time queued behind earlier queries.
    */
   queryDone(txStatus: number): void {
-    const t = performance.now();
+    const t = preciseNow();
     const pool = this.pool!;
     pool.stats.query((t - this.queryStartedAt) * 1000);
     if (!pool.transactionMode) {
@@ -473,7 +473,7 @@ export class ClientConnection implements PoolClient {
   /** Transaction mode: the transaction ends with the check-in (`counted` is false for a login-only attach). */
   private releaseServer(counted = true): void {
     const s = this.server!;
-    if (counted) this.pool!.stats.xact((performance.now() - this.xactStartedAt) * 1000);
+    if (counted) this.pool!.stats.xact((preciseNow() - this.xactStartedAt) * 1000);
     this.server = null;
     s.client = null;
     this.state = ClientState.Idle;
@@ -518,7 +518,7 @@ export class ClientConnection implements PoolClient {
     this.server = s;
     s.client = this;
     // Queries sent while waiting are timed from here: the wait is counted apart.
-    const t = performance.now();
+    const t = preciseNow();
     this.xactStartedAt = t;
     if (this.pending > 0) this.queryStartedAt = t;
     this.ensureRemapper();

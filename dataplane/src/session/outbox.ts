@@ -47,6 +47,7 @@ export class Outbox {
   }
 
   flush(): void {
+    if (this.count === 0) return this.flushOne();
     this.seal();
     const n = this.count;
     if (n === 0) return;
@@ -78,5 +79,15 @@ export class Outbox {
     // Sent or queued by the socket: the outbox lets go, so an idle connection pins no slab.
     for (let i = 0; i < n; i++) this.parts[i] = null;
     this.count = 0;
+  }
+
+  /** The common case, one range (a relayed chunk): written without a view of it where the socket allows. */
+  private flushOne(): void {
+    const b = this.buf;
+    if (b === null) return;
+    this.buf = null;
+    const s = this.socket;
+    if (s.writeRange !== undefined) s.writeRange(b, this.start, this.end);
+    else s.write(this.start === 0 && this.end === b.length ? b : b.subarray(this.start, this.end));
   }
 }

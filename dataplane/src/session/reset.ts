@@ -31,20 +31,22 @@ const TAGS: ReadonlyArray<[Buffer, number, number]> = [
   [Buffer.from('DISCARD TEMP\0'), 0, 0],
 ];
 
-/** Longest tag above; anything longer is not one of them (e.g. "SELECT 1000000"). */
-const MAX_TAG = 17;
+/** The tags above by length (with the NUL): most CommandCompletes have a length no tag has and cost one lookup. */
+const TAGS_BY_LENGTH: ReadonlyArray<ReadonlyArray<[Buffer, number, number]>> = (() => {
+  const byLength: [Buffer, number, number][][] = [];
+  for (const t of TAGS) (byLength[t[0].length] ??= []).push(t);
+  for (let i = 0; i < byLength.length; i++) byLength[i] ??= [];
+  return byLength;
+})();
 
-/**
- * New dirty flags after a CommandComplete at buf[start..end) (buf[start] = 'C').
- * Compares bytes only when the length matches one of the tags, so SELECT/INSERT cost two comparisons.
- */
+/** New dirty flags after a CommandComplete at buf[start..end) (buf[start] = 'C'). */
 export function dirtyAfterCommand(flags: number, buf: Buffer, start: number, end: number): number {
   const bodyLen = end - start - 5;
-  if (bodyLen > MAX_TAG) return flags;
-  for (let i = 0; i < TAGS.length; i++) {
-    const [tag, set, clear] = TAGS[i];
-    if (tag.length !== bodyLen) continue;
-    if (buf.compare(tag, 0, tag.length, start + 5, end) === 0) return (flags | set) & ~clear;
+  if (bodyLen < 0 || bodyLen >= TAGS_BY_LENGTH.length) return flags;
+  const candidates = TAGS_BY_LENGTH[bodyLen];
+  for (let i = 0; i < candidates.length; i++) {
+    const t = candidates[i];
+    if (buf.compare(t[0], 0, bodyLen, start + 5, end) === 0) return (flags | t[1]) & ~t[2];
   }
   return flags;
 }
