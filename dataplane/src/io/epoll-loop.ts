@@ -28,6 +28,7 @@ import {
   pipe,
   pokeByte,
 } from './libc.js';
+import type { ReadingSocketOptions } from '../session/socket-reader.js';
 import { endBatch, startBatch } from './batch-clock.js';
 import { probeUvLoop, type UvLoop } from './uv-loop.js';
 
@@ -37,6 +38,8 @@ export interface EpollHandler {
 }
 
 const MAX_EVENTS = 256;
+/** Where wake-up bytes are read to; their value does not matter. One loop per thread, so one buffer per thread. */
+const WAKE_BYTES = Buffer.alloc(64);
 /**
  * The longest wait without returning to libuv, as a bound on how late a queued callback runs. The shard's
  * 100 ms ticker already brings the loop back that often; a shorter bound only adds returns, each of which
@@ -71,8 +74,20 @@ export class EpollLoop {
     this.control(EPOLL_CTL_ADD, uv.backendFd, EPOLLIN);
     const [readEnd, writeEnd] = pipe();
     this.wake = writeEnd;
-    this.wakeReader = new net.Socket({ fd: readEnd, readable: true, writable: false });
-    this.wakeReader.on('data', () => this.run());
+    // Read into one small buffer: Node's default read path allocates 64 KiB and runs the stream machinery per wake-up.
+    const options: ReadingSocketOptions = {
+      fd: readEnd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: WAKE_BYTES,
+        callback: (): boolean => {
+          this.run();
+          return true;
+        },
+      },
+    };
+    this.wakeReader = new net.Socket(options);
     // The shard's port keeps the thread alive; this socket must not.
     this.wakeReader.unref();
     pokeByte(writeEnd);
