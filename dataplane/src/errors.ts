@@ -35,6 +35,8 @@ export const E = {
   replicationUnsupported: def('DM_REPLICATION', '08P01', 'FATAL'),
   databaseDisabled: def('DM_DATABASE_DISABLED', '55000', 'FATAL'),
   adminKill: def('DM_ADMIN_KILL', '57P01', 'FATAL'),
+  /** A CancelRequest for a query that was still waiting for a server (the session stays open). */
+  queryCanceled: def('DM_QUERY_CANCELED', '57014', 'ERROR'),
   // Admin console answers (the session stays open).
   adminSyntax: def('DM_ADMIN_SYNTAX', '42601', 'ERROR'),
   adminNoDatabase: def('DM_ADMIN_NO_DATABASE', '3D000', 'ERROR'),

@@ -329,8 +329,9 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
       return;
     }
     if (c.secretKey !== secretKey) return;
-    // Only a query in flight is cancelled; once the server is back in the pool the key no longer reaches it.
+    // A query on a server is cancelled there; once the server is back in the pool the key no longer reaches it.
     if (c.server !== null && c.pending > 0) c.server.cancel();
+    else c.cancelWaiting();
   }
 
   // ---- binary upgrade ----

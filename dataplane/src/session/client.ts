@@ -602,6 +602,38 @@ export class ClientConnection implements PoolClient {
     this.fatal(def, message, detail);
   }
 
+  /**
+   * A CancelRequest while the query still waits for a server: PostgreSQL's answer to a cancelled statement
+   * (57014, then ReadyForQuery) comes from here and the messages up to the first sync point are dropped
+   * unsent, so nothing of them ever runs. Later queued statements keep their place in the queue, as they
+   * would run after the cancelled one. Not done (false) inside a transaction block Doorman answered itself
+   * (the block would have to turn aborted) or before the batch's Sync has arrived.
+   */
+  cancelWaiting(): boolean {
+    if (this.state !== ClientState.Waiting || this.loginPending || this.deferredBegin !== null) return false;
+    const q = this.queued;
+    const whole = this.queuedWhole;
+    let cut = -1;
+    for (let i = 0; i < q.length && cut < 0; i++) {
+      if (whole[i] && (q[i][0] === FrontendCode.Query || q[i][0] === FrontendCode.Sync || q[i][0] === FrontendCode.FunctionCall)) cut = i;
+    }
+    if (cut < 0) return false;
+    for (let i = 0; i <= cut; i++) this.queuedBytes -= q[i].length;
+    q.splice(0, cut + 1);
+    whole.splice(0, cut + 1);
+    this.pending--;
+    this.queryStartedAt = preciseNow();
+    if (q.length === 0) {
+      this.pool!.cancelWait();
+      this.state = ClientState.Idle;
+    }
+    const message = 'canceling statement due to user request';
+    this.logError('ERROR', E.queryCanceled.sqlstate, E.queryCanceled.code, message);
+    this.socket.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: E.queryCanceled.sqlstate, message }), READY_IDLE]));
+    if (this.pausedForServer && this.queuedBytes <= this.host.general.maxBufferedBytes) this.resumeReading();
+    return true;
+  }
+
   failWithServerError(e: ErrorInfo): void {
     this.logError('FATAL', e.code, null, e.message);
     this.sendError({ severity: 'FATAL', code: e.code, message: e.message, detail: e.fields.D, hint: e.fields.H });

@@ -82,6 +82,40 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
     }
   });
 
+  test('a cancel of a query still waiting for a server: 57014 at once, the statement never runs, the client carries on', async () => {
+    const a = await connectPg(url('single'));
+    const b = await connectPg(url('single'));
+    try {
+      await a.query('create table if not exists cancelled_marks (x int)');
+      const holder = timed(a, 'select pg_sleep(30)');
+      await sleep(300);
+      // Simple protocol: B's Query waits in Doorman's queue, since A holds the pool's only server.
+      const simple = timed(b, 'insert into cancelled_marks values (1)');
+      await sleep(300);
+      await sendCancel(d().port, keyOf(b));
+      const r = await simple;
+      assert.equal(r.outcome, '57014');
+      assert.ok(r.ms < 5_000, `cancelled after ${r.ms} ms`);
+      // Extended protocol: a parameter makes pg send Parse/Bind/Describe/Execute/Sync.
+      const t0 = Date.now();
+      const extended = b.query('insert into cancelled_marks values ($1)', [2]).then(
+        () => 'ok',
+        (err: { code?: string }) => err.code ?? String(err),
+      );
+      await sleep(300);
+      await sendCancel(d().port, keyOf(b));
+      assert.equal(await extended, '57014');
+      assert.ok(Date.now() - t0 < 5_000, `cancelled after ${Date.now() - t0} ms`);
+      assert.equal(await Promise.race([holder.then(() => 'ended'), sleep(50, 'running')]), 'running', "A's query was not touched");
+      await sendCancel(d().port, keyOf(a));
+      assert.equal((await holder).outcome, '57014');
+      assert.deepEqual((await b.query('select count(*)::int as n from cancelled_marks')).rows, [{ n: 0 }]);
+    } finally {
+      await a.query('drop table if exists cancelled_marks').catch(() => undefined);
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
   test('a cancel with a wrong secret or an unknown key does nothing', async () => {
     const a = await connectPg(url());
     const b = await connectPg(url());

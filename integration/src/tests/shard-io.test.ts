@@ -123,7 +123,7 @@ for (const mode of ['epoll', 'node'] as const) {
       const c = await connect();
       try {
         const q = sqlError(c.query('select pg_sleep(30)'));
-        // A cancel reaches a query on a server; one still waiting for a server has nothing to cancel yet.
+        // The cancel must reach the query on its server (a query still waiting is answered by Doorman: cancel.test.ts).
         await eventually(
           async () => Number(await cluster!.query("SELECT count(*) FROM pg_stat_activity WHERE query = 'select pg_sleep(30)' AND state = 'active'")),
           (n) => n > 0,
