@@ -114,7 +114,8 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
     this.serverCa = loaded.serverCa;
     this.buildPools(loaded.config);
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    if (io !== null) io.setTicker(() => this.tick(), TICK_MS);
+    else this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
 
   /** Takes over an accepted client connection (a descriptor the main thread handed over). */
@@ -493,6 +494,8 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     }
     if (this.migrating) this.sweepMigrations();
     if (this.shuttingDown && this.now >= this.shutdownDeadline) this.forceClose();
+    // Shutdown and migration go on partly in promise callbacks: let Node run them at the ticker's pace.
+    if (this.shuttingDown || this.migrating) this.io?.yieldSoon();
   }
 
   // ---- shutdown ----
@@ -534,6 +537,9 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     if (this.servers.size > 0) return;
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
+    this.io?.setTicker(null, 0);
+    // The waiters go on in promise callbacks, which run once the loop hands control back to Node.
+    this.io?.yieldSoon();
     const waiters = this.exitWaiters;
     this.exitWaiters = [];
     for (const w of waiters) w();

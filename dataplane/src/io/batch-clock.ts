@@ -14,10 +14,11 @@ export function preciseNow(): number {
   return inBatch ? batchNow : performance.now();
 }
 
-/** The shard's loop, when epoll_wait returns events. */
-export function startBatch(): void {
+/** The shard's loop, when epoll_wait returns events: the batch's time, which it also uses itself. */
+export function startBatch(): number {
   batchNow = performance.now();
   inBatch = true;
+  return batchNow;
 }
 
 /** The shard's loop, before it waits again or returns to libuv. */

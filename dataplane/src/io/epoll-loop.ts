@@ -11,8 +11,11 @@
  *
  * Callbacks queued while this loop runs (process.nextTick, promise reactions) run when it returns; it
  * returns after `MAX_SLEEP_MS` at the latest, and at once when a caller asks with `yieldSoon()`.
+ * The shard's ticker runs inside the loop (`setTicker`): a libuv timer would cost a return to libuv, a
+ * callback through Node and a wake-up byte each time, which was most of what an idle shard spent.
  */
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import {
   EINTR,
   EPOLL_CTL_ADD,
@@ -41,9 +44,8 @@ const MAX_EVENTS = 256;
 /** Where wake-up bytes are read to; their value does not matter. One loop per thread, so one buffer per thread. */
 const WAKE_BYTES = Buffer.alloc(64);
 /**
- * The longest wait without returning to libuv, as a bound on how late a queued callback runs. The shard's
- * 100 ms ticker already brings the loop back that often; a shorter bound only adds returns, each of which
- * costs an idle shard CPU and garbage.
+ * The longest wait without returning to libuv, as a bound on how late a queued callback runs that nobody
+ * asked for with yieldSoon(); each return costs an idle shard CPU and garbage.
  */
 const MAX_SLEEP_MS = 1000;
 
@@ -57,6 +59,10 @@ export class EpollLoop {
   private readonly wakeReader: net.Socket;
   private readonly wake: number;
   private running = false;
+  private onTick: (() => void) | null = null;
+  private tickEvery = 0;
+  /** performance.now() when the ticker is due next. */
+  private nextTickAt = 0;
   private yieldRequested = false;
   private closed = false;
 
@@ -113,6 +119,16 @@ export class EpollLoop {
     else process.nextTick(fn);
   }
 
+  /**
+   * Calls `fn` every `intervalMs` from inside the loop (null: stop). Late by at most the batch it falls in;
+   * while control is with libuv, a due tick runs when the loop is entered again.
+   */
+  setTicker(fn: (() => void) | null, intervalMs: number): void {
+    this.onTick = fn;
+    this.tickEvery = intervalMs;
+    this.nextTickAt = performance.now() + intervalMs;
+  }
+
   /** Hands control back to libuv after the current batch, so callbacks queued with Node run now. */
   yieldSoon(): void {
     this.yieldRequested = true;
@@ -142,20 +158,38 @@ export class EpollLoop {
     const words = this.eventWords;
     const handlers = this.handlers;
     this.running = true;
+    let now = performance.now();
+    // When libuv's next timer is due. libuv counts from the time it read at its last turn, which stands still
+    // while this loop runs: the same reading keeps saying "in 80 ms", so the loop keeps the earliest deadline.
+    let uvDueAt = Infinity;
+    const returnBy = now + MAX_SLEEP_MS;
     try {
       for (;;) {
-        if (uv.watchersPending()) break;
+        if (this.onTick !== null && now >= this.nextTickAt) this.tick(now);
+        if (uv.watchersPending() || this.yieldRequested || now >= returnBy) break;
         let timeout = uv.timeout();
         if (timeout === 0) break;
-        if (timeout < 0 || timeout > MAX_SLEEP_MS) timeout = MAX_SLEEP_MS;
+        if (timeout > 0 && now + timeout < uvDueAt) uvDueAt = now + timeout;
+        const until = Math.min(uvDueAt, returnBy);
+        if (now >= until) break;
+        timeout = Math.ceil(until - now);
+        let forTick = false;
+        if (this.onTick !== null && this.nextTickAt - now < timeout) {
+          timeout = Math.max(1, Math.ceil(this.nextTickAt - now));
+          forTick = true;
+        }
         const n = epollWait(this.epfd, events, MAX_EVENTS, timeout);
         if (n < 0) {
           if (errno() === EINTR) continue;
           throw new Error(`epoll_wait failed (errno ${errno()})`);
         }
-        // Nothing ready within the timeout: a libuv timer is due.
-        if (n === 0) break;
-        startBatch();
+        if (n === 0) {
+          // Nothing ready within the timeout: the ticker is due, or else a libuv timer or the return bound.
+          if (!forTick) break;
+          now = performance.now();
+          continue;
+        }
+        now = startBatch();
         let uvReady = false;
         for (let i = 0; i < n; i++) {
           const at = i * (EPOLL_EVENT_SIZE / 4);
@@ -185,6 +219,16 @@ export class EpollLoop {
       this.yieldRequested = false;
     }
     if (!this.closed) pokeByte(this.wake);
+  }
+
+  private tick(now: number): void {
+    this.nextTickAt = now + this.tickEvery;
+    try {
+      this.onTick!();
+    } catch (err) {
+      this.onError(err);
+    }
+    this.runDeferred();
   }
 
   private runDeferred(): void {

@@ -272,3 +272,22 @@ test('while the loop waits, libuv still runs timers and Node sockets', async () 
   assert.equal(raw.destroyed, false);
   close();
 });
+
+test('the ticker runs inside the loop at its interval, and libuv timers still fire on time beside it', async () => {
+  let ticks = 0;
+  loop!.setTicker(() => ticks++, 20);
+  try {
+    const started = Date.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const elapsed = Date.now() - started;
+    // The loop must not keep sleeping tick to tick past a libuv timer that fell due (it did, once: libuv's
+    // clock stands still while the loop runs).
+    assert.ok(elapsed < 700, `a 300 ms timer fired after ${elapsed} ms`);
+    assert.ok(ticks >= 5 && ticks <= Math.ceil(elapsed / 20) + 1, `${ticks} ticks in ${elapsed} ms`);
+  } finally {
+    loop!.setTicker(null, 0);
+  }
+  const stoppedAt = ticks;
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(ticks, stoppedAt);
+});
