@@ -48,33 +48,29 @@ export class Outbox {
 
   flush(): void {
     if (this.count === 0) return this.flushOne();
+    // Parts were sealed, and add() always leaves a range open after them: two parts at least.
     this.seal();
     const n = this.count;
-    if (n === 0) return;
     const parts = this.parts as Buffer[];
-    if (n === 1) {
-      this.socket.write(parts[0]);
-    } else {
-      let total = 0;
-      for (let i = 0; i < n; i++) total += parts[i].length;
-      // A small copy is much cheaper than a corked writev through the stream machinery.
-      if (total <= COPY_LIMIT) {
-        const s = this.socket;
-        if (s.writeTransient !== undefined) {
-          let off = 0;
-          for (let i = 0; i < n; i++) {
-            staging.set(parts[i], off);
-            off += parts[i].length;
-          }
-          s.writeTransient(staging, total);
-        } else {
-          s.write(Buffer.concat(parts.slice(0, n), total));
+    let total = 0;
+    for (let i = 0; i < n; i++) total += parts[i].length;
+    // A small copy is much cheaper than a corked writev through the stream machinery.
+    if (total <= COPY_LIMIT) {
+      const s = this.socket;
+      if (s.writeTransient !== undefined) {
+        let off = 0;
+        for (let i = 0; i < n; i++) {
+          staging.set(parts[i], off);
+          off += parts[i].length;
         }
+        s.writeTransient(staging, total);
       } else {
-        this.socket.cork();
-        for (let i = 0; i < n; i++) this.socket.write(parts[i]);
-        this.socket.uncork();
+        s.write(Buffer.concat(parts.slice(0, n), total));
       }
+    } else {
+      this.socket.cork();
+      for (let i = 0; i < n; i++) this.socket.write(parts[i]);
+      this.socket.uncork();
     }
     // Sent or queued by the socket: the outbox lets go, so an idle connection pins no slab.
     for (let i = 0; i < n; i++) this.parts[i] = null;
