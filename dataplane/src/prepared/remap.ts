@@ -11,7 +11,7 @@
  * would be. Errors PostgreSQL would raise for client names (26000, 42P05) are produced by sending a message
  * that is sure to fail and replacing its error, so the transaction state and the skip-to-Sync are PostgreSQL's own.
  */
-import { allocMessage, BackendCode, FrontendCode, TxStatus, uint32At } from '../protocol/codes.js';
+import { allocMessage, BackendCode, bodyStart, FrontendCode, nulIndex, TxStatus, uint32At } from '../protocol/codes.js';
 import { commandComplete, errorResponse, readErrorFields, READY_IDLE, READY_IN_TX } from '../protocol/backend.js';
 import {
   buildParse,
@@ -27,8 +27,9 @@ import {
   type Target,
 } from '../protocol/extended.js';
 import { query, readQueryText } from '../protocol/frontend.js';
+import { deallocateRest, deallocateTarget, dropsAllTag } from './deallocate.js';
 import { beginTag } from '../session/begin.js';
-import { ResponseQueue, Slot } from '../session/responses.js';
+import { endsBatch, ResponseQueue, Slot } from '../session/responses.js';
 import type { Outbox } from '../session/outbox.js';
 import { isStatementOf, type PreparedStatement, type ServerStatements, type StatementRegistry } from './statements.js';
 
@@ -58,10 +59,11 @@ const CLOSE_COMPLETE = allocMessage(BackendCode.CloseComplete, 0);
 /** Fails with 42601 on any server; its error is replaced by the one the client is owed. */
 const FAILING_PARSE = buildParse('', Buffer.from('DOORMAN PLACEHOLDER THAT FAILS\0\0\0', 'latin1'));
 const FAILING_PARSE_CODE = '42601';
-const FAILING_DEALLOCATE = query('DEALLOCATE "doorman: no such statement"');
+/** A statement name no server has (Doorman's are DOORMAN_<n>): DEALLOCATE of it fails with 26000. */
+const NO_SUCH_STATEMENT = 'doorman: no such statement';
+const FAILING_DEALLOCATE = query(`DEALLOCATE "${NO_SUCH_STATEMENT}"`);
 const FAILING_DEALLOCATE_CODE = '26000';
 
-const DEALLOCATE = /^\s*DEALLOCATE\s+(?:PREPARE\s+)?("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s*;?\s*$/i;
 const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
 const TAG_DEALLOCATE_ALL = Buffer.from('DEALLOCATE ALL\0');
 const TAG_PREPARE = Buffer.from('PREPARE\0');
@@ -70,6 +72,23 @@ const TAG_PREPARE = Buffer.from('PREPARE\0');
 const PARSE_PARTS: ParseParts = { name: '', restStart: 0 };
 const BIND_PARTS: BindParts = { statement: '', statementStart: 0, statementEnd: 0 };
 const TARGET: Target = { kind: 0, name: '' };
+
+/** A portal bound to a statement that drops prepared statements: what its Execute does to the client's names. */
+interface DroppingPortal {
+  portal: string;
+  /** `DEALLOCATE name`: the name, and the statement it held at the Bind (null: none, and the Execute fails). */
+  name: string;
+  target: PreparedStatement | null;
+  /** `DEALLOCATE ALL` or `DISCARD ALL` instead (then `name` is empty). */
+  all: 'DEALLOCATE ALL' | 'DISCARD ALL' | null;
+}
+
+/** What a DEALLOCATE ALL or DISCARD ALL took away, given back if PostgreSQL does not run it. */
+interface DroppedAll {
+  named: Map<string, PreparedStatement>;
+  unnamed: PreparedStatement | null;
+  server: Map<PreparedStatement, number>;
+}
 
 /** A client-side name change, with what to restore if PostgreSQL does not perform it. */
 interface NameChange {
@@ -87,10 +106,12 @@ function tagIs(buf: Buffer, start: number, end: number, tag: Buffer): boolean {
 
 export class StatementRemapper {
   readonly responses = new ResponseQueue();
-  private readonly named = new Map<string, PreparedStatement>();
+  private named = new Map<string, PreparedStatement>();
   private unnamed: PreparedStatement | null = null;
   /** The statement of this client's last Parse: most clients parse the same few texts again and again. */
   private lastParsed: PreparedStatement | null = null;
+  /** The last portal bound to a statement that drops statements, until it is executed, bound again or closed. */
+  private dropping: DroppingPortal | null = null;
 
   constructor(
     private readonly registry: StatementRegistry,
@@ -150,6 +171,9 @@ export class StatementRemapper {
       case Slot.Parse:
       case Slot.Deallocate:
       case Slot.DeallocateElsewhere:
+      case Slot.ExecuteDeallocate:
+      case Slot.ExecuteDropAll:
+      case Slot.QueryDropAll:
         tentative = true;
         break;
       case Slot.SynthParse:
@@ -160,7 +184,7 @@ export class StatementRemapper {
         break;
     }
     this.responses.push(kind, ref, tentative);
-    if (kind === Slot.Sync || kind === Slot.Query || kind === Slot.ReplaceErrorQuery || kind === Slot.Deallocate || kind === Slot.DeallocateElsewhere) {
+    if (endsBatch(kind)) {
       this.batchFallible = false;
     } else if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) {
       this.batchFallible = true;
@@ -176,10 +200,13 @@ export class StatementRemapper {
         return this.parse(buf, start, end, s, toServer);
       case FrontendCode.Bind: {
         const parts = readBind(buf, start, end, BIND_PARTS);
+        if (this.dropping !== null && this.dropping.portal === portalOfBind(buf, start, parts)) this.dropping = null;
         const st = this.resolve(parts.statement);
         if (st === null) return this.fail(toServer, '26000', missing(parts.statement));
+        if (st.deallocates !== null) return this.bindDeallocate(buf, start, end, parts, st, s, toServer);
         this.ensureHeld(s, st, toServer);
         toServer.addWhole(rewriteBind(buf, start, end, parts, st.nameZ));
+        if (st.dropsAll !== null) this.dropping = { portal: portalOfBind(buf, start, parts), name: '', target: null, all: st.dropsAll };
         return this.push(Slot.Bind);
       }
       case FrontendCode.Describe: {
@@ -197,6 +224,7 @@ export class StatementRemapper {
       case FrontendCode.Close: {
         const t = readTarget(buf, start, end, TARGET);
         if (t.kind !== TARGET_STATEMENT) {
+          if (this.dropping !== null && this.dropping.portal === t.name) this.dropping = null;
           toServer.add(buf, start, end);
           return this.push(Slot.Close);
         }
@@ -207,6 +235,7 @@ export class StatementRemapper {
         return this.push(Slot.SynthClose, change);
       }
       case FrontendCode.Execute:
+        if (this.dropping !== null && this.dropping.portal === readExecutePortal(buf, start, end)) return this.executeDropping(buf, start, end, s, toServer);
         toServer.add(buf, start, end);
         return this.push(Slot.Execute);
       case FrontendCode.Sync:
@@ -268,16 +297,67 @@ export class StatementRemapper {
     this.push(Slot.Parse, change);
   }
 
-  /** `DEALLOCATE name` alone in a Query: the name is the client's, so it is translated. */
+  /**
+   * Bind of the client's `DEALLOCATE name`. The server does not know the client's names, so the portal is
+   * bound to `DEALLOCATE "<server name>"` (the statement put on the server first) when the client holds the
+   * name, else to a DEALLOCATE of a name no server has. Either way the server answers the Execute itself: a
+   * portal PostgreSQL dropped or never made (an earlier error) fails as it would, and so does an aborted
+   * transaction.
+   */
+  private bindDeallocate(buf: Buffer, start: number, end: number, parts: BindParts, st: PreparedStatement, s: RemapServer, toServer: Outbox): void {
+    const name = st.deallocates as string;
+    const target = this.named.get(name) ?? null;
+    if (target !== null) this.ensureHeld(s, target, toServer);
+    const rest = deallocateRest(target === null ? NO_SUCH_STATEMENT : target.name);
+    const bound = this.registry.lookup(rest, 0, rest.length);
+    this.ensureHeld(s, bound, toServer, target);
+    toServer.addWhole(rewriteBind(buf, start, end, parts, bound.nameZ));
+    this.dropping = { portal: portalOfBind(buf, start, parts), name, target, all: null };
+    this.push(Slot.Bind);
+  }
+
+  /**
+   * Execute of a portal that drops statements: the names go now, and come back if the server refuses or skips
+   * it. Later messages of the pipeline are translated against the names PostgreSQL will have by then. For
+   * `DEALLOCATE name`, PostgreSQL looks the name up at Execute; one closed since the Bind is not noticed.
+   */
+  private executeDropping(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox): void {
+    const { name, target, all } = this.dropping as DroppingPortal;
+    this.dropping = null;
+    toServer.add(buf, start, end);
+    if (all !== null) return this.push(Slot.ExecuteDropAll, this.dropAll(all, s));
+    if (target === null) return this.push(Slot.ExecuteMissing, errorResponse({ severity: 'ERROR', code: '26000', message: missing(name) }));
+    const change: NameChange = { name, prev: this.named.get(name), st: target, server: true };
+    this.named.delete(name);
+    s.prepared.delete(target);
+    this.push(Slot.ExecuteDeallocate, change);
+  }
+
+  /** Forgets every client name (and the unnamed statement for DISCARD ALL), and what the server holds. */
+  private dropAll(tag: 'DEALLOCATE ALL' | 'DISCARD ALL', s: RemapServer): DroppedAll {
+    const dropped: DroppedAll = { named: this.named, unnamed: this.unnamed, server: s.prepared.takeAll() };
+    this.named = new Map();
+    if (tag === 'DISCARD ALL') this.unnamed = null;
+    return dropped;
+  }
+
+  /**
+   * `DEALLOCATE name` alone in a Query: the name is the client's, so it is translated. A lone `DEALLOCATE ALL`
+   * or `DISCARD ALL` passes, and the names go at once, for the statements pipelined after it.
+   */
   private deallocate(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox): boolean {
     let i = start + 5;
     while (i < end && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x09 || buf[i] === 0x0d)) i++;
     if (i >= end || (buf[i] | 0x20) !== 0x64 /* d */) return false;
-    const m = DEALLOCATE.exec(readQueryText(buf, start, end));
-    if (m === null) return false;
-    const raw = m[1];
-    const name = raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw.toLowerCase();
-    if (!raw.startsWith('"') && name === 'all') return false;
+    const text = readQueryText(buf, start, end);
+    const all = dropsAllTag(text);
+    if (all !== null) {
+      toServer.add(buf, start, end);
+      this.push(Slot.QueryDropAll, this.dropAll(all, s));
+      return true;
+    }
+    const name = deallocateTarget(text);
+    if (name === null) return false;
     const st = this.named.get(name);
     if (st === undefined) {
       toServer.addWhole(FAILING_DEALLOCATE);
@@ -312,10 +392,10 @@ export class StatementRemapper {
     else this.named.set(name, st);
   }
 
-  /** Prepares `st` on the server first if it lacks it (the ParseComplete is swallowed). */
-  private ensureHeld(s: RemapServer, st: PreparedStatement, toServer: Outbox): void {
+  /** Prepares `st` on the server first if it lacks it (the ParseComplete is swallowed), keeping `alsoKeep` there. */
+  private ensureHeld(s: RemapServer, st: PreparedStatement, toServer: Outbox, alsoKeep: PreparedStatement | null = null): void {
     if (!s.prepared.has(st)) {
-      this.makeRoom(s, toServer, st);
+      this.makeRoom(s, toServer, st, alsoKeep);
       toServer.addWhole(st.parse);
       this.registry.counters.preparedMisses++;
       this.push(Slot.SwallowParse, st);
@@ -324,9 +404,9 @@ export class StatementRemapper {
   }
 
   /** Closes least recently used statements so that `st` fits. */
-  private makeRoom(s: RemapServer, toServer: Outbox, st: PreparedStatement): void {
+  private makeRoom(s: RemapServer, toServer: Outbox, st: PreparedStatement, alsoKeep: PreparedStatement | null = null): void {
     while (s.prepared.size >= this.limits.maxPerServer) {
-      const victim = s.prepared.victim(st);
+      const victim = s.prepared.victim(st, alsoKeep);
       if (victim === null) return;
       s.prepared.delete(victim);
       toServer.addWhole(closeStatement(victim.name));
@@ -430,13 +510,8 @@ export class StatementRemapper {
         return this.onError(buf, start, end, s, toClient);
       case BackendCode.ReadyForQuery:
         // Ends the Sync or Query at the head; anything still before it was skipped by the server.
-        while (q.length > 0) {
-          const k = q.headKind;
-          const last = k === Slot.Sync || k === Slot.Query || k === Slot.ReplaceErrorQuery || k === Slot.Deallocate || k === Slot.DeallocateElsewhere;
-          if (!last) this.undo(k, q.headRef, s);
-          q.shift();
-          if (last) break;
-        }
+        if (!endsBatch(q.headKind)) this.undoSkipped(s, false);
+        if (q.length > 0) q.shift();
         return FORWARD;
     }
     switch (q.headKind) {
@@ -466,6 +541,11 @@ export class StatementRemapper {
         return FORWARD;
       case Slot.Describe:
         if (code === BackendCode.RowDescription || code === BackendCode.NoData) q.shift();
+        return FORWARD;
+      case Slot.ExecuteDeallocate:
+      case Slot.ExecuteMissing:
+      case Slot.ExecuteDropAll:
+        if (code === BackendCode.CommandComplete) q.shift();
         return FORWARD;
       case Slot.Execute:
         if (code === BackendCode.CommandComplete) {
@@ -508,24 +588,37 @@ export class StatementRemapper {
         return this.replace(buf, start, end, FAILING_DEALLOCATE_CODE, q.headRef as Buffer, toClient);
       case Slot.Deallocate:
       case Slot.DeallocateElsewhere:
-        // The DEALLOCATE did not happen (e.g. the transaction is aborted): the client keeps its name.
+      case Slot.QueryDropAll:
+        // The DEALLOCATE did not happen (e.g. the transaction is aborted): the client keeps its names.
         this.undo(k, q.headRef, s);
         q.setHead(Slot.Query);
         return FORWARD;
     }
     let result = FORWARD;
     if (k === Slot.ReplaceError) result = this.replace(buf, start, end, FAILING_PARSE_CODE, q.headRef as Buffer, toClient);
+    else if (k === Slot.ExecuteMissing) result = this.replace(buf, start, end, FAILING_DEALLOCATE_CODE, q.headRef as Buffer, toClient);
     else if (k === Slot.SwallowError && readErrorFields(buf, start, end).code === FAILING_PARSE_CODE) result = DROP;
-    // The failed message and everything PostgreSQL skips up to the next Sync take no effect: undone newest first.
+    // The failed message and everything PostgreSQL skips up to the next Sync take no effect.
+    const failed = q.headRef;
+    this.undoSkipped(s, true);
+    // An unnamed Parse that fails has still dropped the previous unnamed statement, as in PostgreSQL.
+    if (k === Slot.Parse && (failed as NameChange).name === null) this.unnamed = null;
+    return result;
+  }
+
+  /**
+   * Takes skipped slots off the queue, up to the next Sync after an error (PostgreSQL skips even a Query
+   * then), else up to the ReadyForQuery's own slot, and undoes them newest first: a later change may have
+   * been made on top of an earlier one (names given after a DEALLOCATE ALL), so it goes first.
+   */
+  private undoSkipped(s: RemapServer, afterError: boolean): void {
+    const q = this.responses;
     const undone: [Slot, unknown][] = [];
-    do {
+    while (q.length > 0 && (afterError ? q.headKind !== Slot.Sync : !endsBatch(q.headKind))) {
       undone.push([q.headKind, q.headRef]);
       q.shift();
-    } while (q.length > 0 && q.headKind !== Slot.Sync);
+    }
     for (let i = undone.length - 1; i >= 0; i--) this.undo(undone[i][0], undone[i][1], s);
-    // An unnamed Parse that fails has still dropped the previous unnamed statement, as in PostgreSQL.
-    if (k === Slot.Parse && (undone[0][1] as NameChange).name === null) this.unnamed = null;
-    return result;
   }
 
   private replace(buf: Buffer, start: number, end: number, placeholderCode: string, replacement: Buffer, toClient: Outbox): boolean {
@@ -547,10 +640,19 @@ export class StatementRemapper {
         return;
       }
       case Slot.Deallocate:
-      case Slot.DeallocateElsewhere: {
+      case Slot.DeallocateElsewhere:
+      case Slot.ExecuteDeallocate: {
         const c = ref as NameChange;
         this.setName(c.name, c.prev);
         if (c.server && c.st !== null) s.prepared.use(c.st);
+        return;
+      }
+      case Slot.ExecuteDropAll:
+      case Slot.QueryDropAll: {
+        const d = ref as DroppedAll;
+        this.named = d.named;
+        this.unnamed = d.unnamed;
+        s.prepared.restore(d.server);
         return;
       }
       case Slot.SwallowParse:
@@ -562,6 +664,15 @@ export class StatementRemapper {
         return;
     }
   }
+}
+
+function portalOfBind(buf: Buffer, start: number, parts: BindParts): string {
+  return buf.toString('utf8', start + 5, parts.statementStart - 1);
+}
+
+function readExecutePortal(buf: Buffer, start: number, end: number): string {
+  const p = bodyStart(buf, start, end);
+  return buf.toString('utf8', p, nulIndex(buf, p, end));
 }
 
 function missing(name: string): string {

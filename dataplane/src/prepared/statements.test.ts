@@ -50,6 +50,19 @@ test('BEGIN and transaction ends are marked, only without parameters', () => {
   assert.equal(m('BEGIN', [0]).begin, null);
 });
 
+test('DEALLOCATE of one name and the statements that drop every name are marked, only without parameters', () => {
+  const r = new StatementRegistry(100);
+  const m = (sql: string, oids: number[] = []) => {
+    const p = parseMsg('', sql, oids);
+    return r.lookup(p.buf, p.restStart, p.buf.length);
+  };
+  assert.deepEqual([m('DEALLOCATE _pg3_0').deallocates, m('DEALLOCATE _pg3_0').dropsAll], ['_pg3_0', null]);
+  assert.deepEqual([m('deallocate all').deallocates, m('deallocate all').dropsAll], [null, 'DEALLOCATE ALL']);
+  assert.equal(m('DISCARD ALL').dropsAll, 'DISCARD ALL');
+  assert.equal(m('DEALLOCATE x', [0]).deallocates, null);
+  assert.deepEqual([m('select 1').deallocates, m('select 1').dropsAll], [null, null]);
+});
+
 test('the registry forgets its oldest entries past its limit; holders keep theirs', () => {
   const r = new StatementRegistry(2);
   const s = ['a', 'b', 'c'].map((q) => {
@@ -106,4 +119,16 @@ test('using the newest statement again keeps the order; clear forgets everything
   assert.equal(held.size, 0);
   assert.equal(held.has(sts[0]), false);
   assert.equal(held.victim(sts[1]), null);
+});
+
+test('a server set taken whole comes back whole; the victim spares a second statement when asked', () => {
+  const sts = selects(['1', '2', '3']);
+  const held = new ServerStatements();
+  for (const st of sts) held.use(st);
+  assert.equal(held.victim(sts[2], sts[0]), sts[1]);
+  const taken = held.takeAll();
+  assert.equal(held.size, 0);
+  held.use(sts[0]);
+  held.restore(taken);
+  assert.deepEqual([held.size, held.has(sts[2]), held.victim(sts[2])], [3, true, sts[0]]);
 });

@@ -5,6 +5,7 @@
 import { cstring } from '../protocol/codes.js';
 import { buildParse, describeStatement } from '../protocol/extended.js';
 import { beginTag, transactionEndTag } from '../session/begin.js';
+import { deallocateTarget, dropsAllTag } from './deallocate.js';
 
 export interface PreparedStatement {
   /** Name on every server connection of the pool that holds it. */
@@ -23,6 +24,10 @@ export interface PreparedStatement {
   readonly begin: string | null;
   /** 'COMMIT' or 'ROLLBACK' when it is a lone transaction end, else null. */
   readonly end: 'COMMIT' | 'ROLLBACK' | null;
+  /** The client statement name a lone `DEALLOCATE name` drops, else null. */
+  readonly deallocates: string | null;
+  /** The tag of a lone `DEALLOCATE ALL` / `DISCARD ALL`, else null. */
+  readonly dropsAll: 'DEALLOCATE ALL' | 'DISCARD ALL' | null;
   /** Parses of it answered without preparing it again (SHOW PREPARED_STATEMENTS). */
   hits: number;
 }
@@ -99,6 +104,8 @@ export class StatementRegistry {
         validated: false,
         begin: paramless && beginTag(text) !== null ? text : null,
         end: paramless ? transactionEndTag(text) : null,
+        deallocates: paramless ? deallocateTarget(text) : null,
+        dropsAll: paramless ? dropsAllTag(text) : null,
         hits: 0,
       };
       if (this.byKey.size >= this.limit) this.byKey.delete(this.byKey.keys().next().value as string);
@@ -127,7 +134,7 @@ export function isStatementOf(st: PreparedStatement, buf: Buffer, restStart: num
  * profile of one statement per transaction. Finding the victim walks the Map, but only when one must go.
  */
 export class ServerStatements {
-  private readonly held = new Map<PreparedStatement, number>();
+  private held = new Map<PreparedStatement, number>();
   private clock = 0;
 
   get size(): number {
@@ -150,15 +157,26 @@ export class ServerStatements {
     this.held.clear();
   }
 
+  /** Empties the set and returns what it held, for `restore` if the server does not drop them after all. */
+  takeAll(): Map<PreparedStatement, number> {
+    const held = this.held;
+    this.held = new Map();
+    return held;
+  }
+
+  restore(held: Map<PreparedStatement, number>): void {
+    this.held = held;
+  }
+
   /**
    * The least recently used statement other than `keep`. Evicting one a later message of the same pipeline
    * needs is safe: that message finds it missing and prepares it again first.
    */
-  victim(keep: PreparedStatement): PreparedStatement | null {
+  victim(keep: PreparedStatement, alsoKeep: PreparedStatement | null = null): PreparedStatement | null {
     let oldest: PreparedStatement | null = null;
     let oldestTick = Infinity;
     for (const [st, tick] of this.held) {
-      if (st !== keep && tick < oldestTick) {
+      if (st !== keep && st !== alsoKeep && tick < oldestTick) {
         oldest = st;
         oldestTick = tick;
       }

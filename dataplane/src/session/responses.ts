@@ -41,11 +41,29 @@ export const enum Slot {
   Deallocate,
   /** The client's DEALLOCATE of a statement this server does not hold: PREPARE's tag is swallowed. */
   DeallocateElsewhere,
+  /**
+   * Execute of a portal bound to the client's `DEALLOCATE name`, rebound to the server statement's name: ends
+   * at CommandComplete; the name stays the client's if it fails or is skipped.
+   */
+  ExecuteDeallocate,
+  /** The same for a name the client does not hold: the server's 26000 is replaced by the client's. */
+  ExecuteMissing,
+  /** Execute of a portal bound to DEALLOCATE ALL or DISCARD ALL: the names dropped come back if it fails or is skipped. */
+  ExecuteDropAll,
+  /** A lone DEALLOCATE ALL or DISCARD ALL in a Query: the same, ending at ReadyForQuery. */
+  QueryDropAll,
 }
 
 /** Slots answered by ReadyForQuery. */
-function endsBatch(kind: Slot): boolean {
-  return kind === Slot.Sync || kind === Slot.Query || kind === Slot.ReplaceErrorQuery || kind === Slot.Deallocate || kind === Slot.DeallocateElsewhere;
+export function endsBatch(kind: Slot): boolean {
+  return (
+    kind === Slot.Sync ||
+    kind === Slot.Query ||
+    kind === Slot.ReplaceErrorQuery ||
+    kind === Slot.Deallocate ||
+    kind === Slot.DeallocateElsewhere ||
+    kind === Slot.QueryDropAll
+  );
 }
 
 const INITIAL_CAPACITY = 8;

@@ -193,7 +193,7 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
       );
     });
 
-    test('psycopg 3, prepare_threshold=0 (everything prepared), 10 threads; pipeline mode with an error in the middle', async () => {
+    test('psycopg 3, prepare_threshold=0 (everything prepared), 10 threads; pipeline mode with an error in the middle; evictions from its cache of 3', async () => {
       const rounds = 20;
       const out = (await script('psycopg3_matrix.py', [url(), '10', String(rounds)])) as { exception?: string; pipeline?: { raised_at?: string } }[];
       assert.deepEqual(out.flatMap((o, w) => (o.exception === undefined ? [] : [`thread ${w}: ${o.exception}`])), []);
@@ -212,6 +212,8 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
           },
           // Rows 1 and 2 committed at the first Sync; 3 rolled back with the error; 4 skipped; 5 and 6 later.
           pipeline: { raised_at: raisedAt[w], error: '22012', rows: [1, 2, 5], in_transaction: 4 },
+          // psycopg evicts from its cache of 3 with DEALLOCATE: names that exist only on the client's side.
+          evicting: { plain: [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5].map((i) => i + w), pipeline: [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5].map((i) => i * w) },
         })),
       );
     });

@@ -51,6 +51,10 @@ const TEXTS: readonly { sql: string; types: readonly number[]; params: number }[
   { sql: 'begin', types: [], params: 0 },
   { sql: 'commit', types: [], params: 0 },
   { sql: 'rollback', types: [], params: 0 },
+  // The client's names in SQL: Doorman must translate them when they come through Parse/Bind/Execute.
+  { sql: 'deallocate s1', types: [], params: 0 },
+  { sql: 'DEALLOCATE PREPARE "s2"', types: [], params: 0 },
+  { sql: 'deallocate all', types: [], params: 0 },
 ];
 const NAMES = ['', 's1', 's2', 's3'];
 const PORTALS = ['', '', 'p1'];
