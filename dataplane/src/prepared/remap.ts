@@ -426,10 +426,12 @@ export class StatementRemapper {
    * that prepare with a blocking round trip, like pgbench -M prepared, would otherwise wait for a server
    * while their other connections hold all of them idle in transaction, and never get one); and
    * Bind/Execute/Sync of a prepared BEGIN, or of the transaction end of a BEGIN that never reached a server.
-   * `inTransaction`: a deferred BEGIN is open.
+   * `tx`: the state of that deferred transaction block (Idle: none); in an aborted one every end is a ROLLBACK.
    */
-  tryLocal(buf: Buffer, inTransaction: boolean, toClient: Outbox): LocalAnswer | null {
-    if (buf[0] === FrontendCode.Parse) return this.localParse(buf, inTransaction, toClient);
+  tryLocal(buf: Buffer, tx: TxStatus, toClient: Outbox): LocalAnswer | null {
+    const inTransaction = tx !== TxStatus.Idle;
+    // PostgreSQL refuses a Parse in an aborted block: the server answers that.
+    if (buf[0] === FrontendCode.Parse) return tx === TxStatus.Failed ? null : this.localParse(buf, inTransaction, toClient);
     if (buf[0] !== FrontendCode.Bind) return null;
     const run = readLoneExecution(buf, 0);
     if (run === null) return null;
@@ -437,7 +439,7 @@ export class StatementRemapper {
     if (st === null) return null;
     let answer: LocalAnswer;
     if (!inTransaction && st.begin !== null) answer = { kind: 'begin', text: st.begin };
-    else if (inTransaction && st.end !== null) answer = { kind: 'end', tag: st.end };
+    else if (inTransaction && st.end !== null) answer = { kind: 'end', tag: tx === TxStatus.Failed ? 'ROLLBACK' : st.end };
     else return null;
     toClient.addWhole(BIND_COMPLETE);
     if (run.describe) toClient.addWhole(NO_DATA);

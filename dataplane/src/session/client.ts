@@ -21,6 +21,7 @@ import {
   negotiateProtocolVersion,
   parameterStatus,
   commandComplete,
+  READY_FAILED,
   READY_IDLE,
   READY_IN_TX,
   type ErrorInfo,
@@ -61,6 +62,9 @@ export const enum ClientState {
 const PARSE_COMPLETE = allocMessage(BackendCode.ParseComplete, 0);
 const BIND_COMPLETE = allocMessage(BackendCode.BindComplete, 0);
 const NO_DATA = allocMessage(BackendCode.NoData, 0);
+/** Aborts the transaction block a deferred BEGIN opens, for a block whose statement was cancelled while it waited. */
+const ABORT_BLOCK = "DO $$BEGIN RAISE EXCEPTION 'doorman: a statement of this transaction was canceled while it waited for a server' USING ERRCODE = 'query_canceled'; END$$";
+const ABORT_BLOCK_CODE = '57014';
 const SSL_NO = Buffer.from('N');
 const SSL_YES = Buffer.from('S');
 
@@ -128,6 +132,12 @@ export class ClientConnection implements PoolClient {
   private queuedWhole: boolean[] = [];
   /** A BEGIN answered by Doorman, to be sent before the client's next statement. */
   private deferredBegin: string | null = null;
+  /**
+   * That transaction block is aborted: a statement in it was cancelled while it waited for a server. Its end
+   * is answered here (as ROLLBACK); anything else reaches a server after the BEGIN and a statement that
+   * fails, so PostgreSQL itself refuses it (25P02) until the block ends.
+   */
+  private deferredAborted = false;
   /** Transaction mode: the client's prepared statements mapped onto the pool's. */
   remapper: StatementRemapper | null = null;
   readonly toClient: Outbox;
@@ -359,14 +369,14 @@ export class ClientConnection implements PoolClient {
     if (rm === null) return false;
     let answer;
     try {
-      answer = rm.tryLocal(chunk, this.deferredBegin !== null, this.toClient);
+      answer = rm.tryLocal(chunk, this.deferredTxStatus(), this.toClient);
     } catch (err) {
       if (err instanceof ProtocolViolation) return false;
       throw err;
     }
     if (answer === null) return false;
     if (answer.kind === 'begin') this.deferredBegin = answer.text;
-    else if (answer.kind === 'end') this.deferredBegin = null;
+    else if (answer.kind === 'end') this.endDeferred();
     while (this.framer.next() !== FrameKind.None);
     this.toClient.flush();
     return true;
@@ -399,8 +409,8 @@ export class ClientConnection implements PoolClient {
     } else {
       const end = transactionEndTag(text);
       if (end === null) return false;
-      this.deferredBegin = null;
-      tag = end;
+      tag = this.deferredAborted ? 'ROLLBACK' : end;
+      this.endDeferred();
       status = READY_IDLE;
     }
     while (this.framer.next() !== FrameKind.None);
@@ -408,6 +418,17 @@ export class ClientConnection implements PoolClient {
     if (lone !== null) parts.unshift(...(lone.describe ? [PARSE_COMPLETE, BIND_COMPLETE, NO_DATA] : [PARSE_COMPLETE, BIND_COMPLETE]));
     this.socket.write(Buffer.concat(parts));
     return true;
+  }
+
+  /** The deferred transaction block's status, as a ReadyForQuery would give it (Idle: none open). */
+  private deferredTxStatus(): TxStatus {
+    if (this.deferredBegin === null) return TxStatus.Idle;
+    return this.deferredAborted ? TxStatus.Failed : TxStatus.InTransaction;
+  }
+
+  private endDeferred(): void {
+    this.deferredBegin = null;
+    this.deferredAborted = false;
   }
 
   private requestServer(): void {
@@ -530,10 +551,12 @@ export class ClientConnection implements PoolClient {
     this.toServer.socket = s.socket;
     if (this.deferredBegin !== null) {
       // The transaction the client opened earlier starts now, with its exact options; its answer was given.
-      const begin = this.deferredBegin;
-      this.deferredBegin = null;
-      s.runInternal([begin], (ok, error) => {
-        if (!ok && this.server === s) this.failWithServerError(error ?? { severity: 'FATAL', code: '08006', message: 'BEGIN failed on the server', fields: {} });
+      const statements = this.deferredAborted ? [this.deferredBegin, ABORT_BLOCK] : [this.deferredBegin];
+      this.endDeferred();
+      s.runInternal(statements, (ok, error) => {
+        if (this.server !== s) return;
+        if (statements.length === 2 && error?.code === ABORT_BLOCK_CODE && s.txStatus === TxStatus.Failed) return;
+        if (!ok) this.failWithServerError(error ?? { severity: 'FATAL', code: '08006', message: 'BEGIN failed on the server', fields: {} });
       });
     }
     if (this.queued.length > 0) {
@@ -606,11 +629,11 @@ export class ClientConnection implements PoolClient {
    * A CancelRequest while the query still waits for a server: PostgreSQL's answer to a cancelled statement
    * (57014, then ReadyForQuery) comes from here and the messages up to the first sync point are dropped
    * unsent, so nothing of them ever runs. Later queued statements keep their place in the queue, as they
-   * would run after the cancelled one. Not done (false) inside a transaction block Doorman answered itself
-   * (the block would have to turn aborted) or before the batch's Sync has arrived.
+   * would run after the cancelled one. Inside a transaction block Doorman answered itself, the block is now
+   * aborted (see deferredAborted). Not done (false) before the batch's Sync has arrived.
    */
   cancelWaiting(): boolean {
-    if (this.state !== ClientState.Waiting || this.loginPending || this.deferredBegin !== null) return false;
+    if (this.state !== ClientState.Waiting || this.loginPending) return false;
     const q = this.queued;
     const whole = this.queuedWhole;
     let cut = -1;
@@ -629,7 +652,9 @@ export class ClientConnection implements PoolClient {
     }
     const message = 'canceling statement due to user request';
     this.logError('ERROR', E.queryCanceled.sqlstate, E.queryCanceled.code, message);
-    this.socket.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: E.queryCanceled.sqlstate, message }), READY_IDLE]));
+    const inBlock = this.deferredBegin !== null;
+    if (inBlock) this.deferredAborted = true;
+    this.socket.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: E.queryCanceled.sqlstate, message }), inBlock ? READY_FAILED : READY_IDLE]));
     if (this.pausedForServer && this.queuedBytes <= this.host.general.maxBufferedBytes) this.resumeReading();
     return true;
   }

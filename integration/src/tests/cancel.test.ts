@@ -116,6 +116,43 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
     }
   });
 
+  test('a cancel inside BEGIN while the statement waits for a server: the block turns aborted, as in PostgreSQL, and none of it runs', async () => {
+    const a = await connectPg(url('single'));
+    const b = await connectPg(url('single'));
+    try {
+      await a.query('create table if not exists cancelled_in_block (x int)');
+      const holder = timed(a, 'select pg_sleep(30)');
+      await sleep(300);
+      // Doorman answers the BEGIN itself; the INSERT waits, since A holds the pool's only server.
+      await b.query('BEGIN');
+      const waiting = timed(b, 'insert into cancelled_in_block values (1)');
+      await sleep(300);
+      await sendCancel(d().port, keyOf(b));
+      const r = await waiting;
+      assert.equal(r.outcome, '57014');
+      assert.ok(r.ms < 5_000, `cancelled after ${r.ms} ms`);
+      // The block is aborted: COMMIT ends it as a ROLLBACK, answered at once while A still holds the server.
+      assert.equal((await b.query('COMMIT')).command, 'ROLLBACK');
+      // Again over the extended protocol, and this time the block's next statement reaches a server.
+      await b.query('BEGIN');
+      const extended = b.query('insert into cancelled_in_block values ($1)', [2]).then(
+        () => 'ok',
+        (err: { code?: string }) => err.code ?? String(err),
+      );
+      await sleep(300);
+      await sendCancel(d().port, keyOf(b));
+      assert.equal(await extended, '57014');
+      await sendCancel(d().port, keyOf(a));
+      assert.equal((await holder).outcome, '57014');
+      assert.equal((await timed(b, 'insert into cancelled_in_block values (3)')).outcome, '25P02');
+      assert.equal((await b.query('ROLLBACK')).command, 'ROLLBACK');
+      assert.deepEqual((await b.query('select count(*)::int as n from cancelled_in_block')).rows, [{ n: 0 }]);
+    } finally {
+      await a.query('drop table if exists cancelled_in_block').catch(() => undefined);
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
   test('a cancel with a wrong secret or an unknown key does nothing', async () => {
     const a = await connectPg(url());
     const b = await connectPg(url());
