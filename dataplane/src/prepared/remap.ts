@@ -12,7 +12,7 @@
  * that is sure to fail and replacing its error, so the transaction state and the skip-to-Sync are PostgreSQL's own.
  */
 import { allocMessage, BackendCode, bodyStart, FrontendCode, nulIndex, TxStatus, uint32At } from '../protocol/codes.js';
-import { commandComplete, errorResponse, readErrorFields, READY_IDLE, READY_IN_TX } from '../protocol/backend.js';
+import { commandComplete, errorResponse, errorResponseOf, readErrorFields, READY_IDLE, READY_IN_TX } from '../protocol/backend.js';
 import {
   buildParse,
   closeStatement,
@@ -64,6 +64,8 @@ const NO_SUCH_STATEMENT = 'doorman: no such statement';
 const FAILING_DEALLOCATE = query(`DEALLOCATE "${NO_SUCH_STATEMENT}"`);
 const FAILING_DEALLOCATE_CODE = '26000';
 
+/** How PostgreSQL's messages name a statement of Doorman's (see StatementRegistry). */
+const SERVER_NAME_IN_MESSAGE = /prepared statement "DOORMAN_\d+"/;
 const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
 const TAG_DEALLOCATE_ALL = Buffer.from('DEALLOCATE ALL\0');
 const TAG_PREPARE = Buffer.from('PREPARE\0');
@@ -79,6 +81,8 @@ interface DroppingPortal {
   /** `DEALLOCATE name`: the name, and the statement it held at the Bind (null: none, and the Execute fails). */
   name: string;
   target: PreparedStatement | null;
+  /** The server statement the portal is bound to. */
+  bound: PreparedStatement | null;
   /** `DEALLOCATE ALL` or `DISCARD ALL` instead (then `name` is empty). */
   all: 'DEALLOCATE ALL' | 'DISCARD ALL' | null;
 }
@@ -163,10 +167,11 @@ export class StatementRemapper {
 
   /**
    * Queues a slot. A slot's effect on the client's names or on what the server holds is tentative when the
-   * message itself may fail (a Parse sent to the server) or something before it in its batch may.
+   * message itself may fail (a Parse sent to the server; `fallible` for others that may) or something before
+   * it in its batch may.
    */
-  private push(kind: Slot, ref: unknown = undefined): void {
-    let tentative = false;
+  private push(kind: Slot, ref: unknown = undefined, fallible = false): void {
+    let tentative = fallible;
     switch (kind) {
       case Slot.Parse:
       case Slot.Deallocate:
@@ -180,7 +185,7 @@ export class StatementRemapper {
       case Slot.SynthClose:
       case Slot.SwallowParse:
       case Slot.SwallowClose:
-        tentative = this.batchFallible;
+        tentative ||= this.batchFallible;
         break;
     }
     this.responses.push(kind, ref, tentative);
@@ -206,8 +211,8 @@ export class StatementRemapper {
         if (st.deallocates !== null) return this.bindDeallocate(buf, start, end, parts, st, s, toServer);
         this.ensureHeld(s, st, toServer);
         toServer.addWhole(rewriteBind(buf, start, end, parts, st.nameZ));
-        if (st.dropsAll !== null) this.dropping = { portal: portalOfBind(buf, start, parts), name: '', target: null, all: st.dropsAll };
-        return this.push(Slot.Bind);
+        if (st.dropsAll !== null) this.dropping = { portal: portalOfBind(buf, start, parts), name: '', target: null, bound: st, all: st.dropsAll };
+        return this.push(Slot.Bind, parts.statement);
       }
       case FrontendCode.Describe: {
         const t = readTarget(buf, start, end, TARGET);
@@ -312,8 +317,8 @@ export class StatementRemapper {
     const bound = this.registry.lookup(rest, 0, rest.length);
     this.ensureHeld(s, bound, toServer, target);
     toServer.addWhole(rewriteBind(buf, start, end, parts, bound.nameZ));
-    this.dropping = { portal: portalOfBind(buf, start, parts), name, target, all: null };
-    this.push(Slot.Bind);
+    this.dropping = { portal: portalOfBind(buf, start, parts), name, target, bound, all: null };
+    this.push(Slot.Bind, parts.statement);
   }
 
   /**
@@ -322,8 +327,10 @@ export class StatementRemapper {
    * `DEALLOCATE name`, PostgreSQL looks the name up at Execute; one closed since the Bind is not noticed.
    */
   private executeDropping(buf: Buffer, start: number, end: number, s: RemapServer, toServer: Outbox): void {
-    const { name, target, all } = this.dropping as DroppingPortal;
+    const { name, target, bound, all } = this.dropping as DroppingPortal;
     this.dropping = null;
+    // A message since the Bind may have evicted the statement the server is to drop: it must be there.
+    if (target !== null) this.ensureHeld(s, target, toServer, bound);
     toServer.add(buf, start, end);
     if (all !== null) return this.push(Slot.ExecuteDropAll, this.dropAll(all, s));
     if (target === null) return this.push(Slot.ExecuteMissing, errorResponse({ severity: 'ERROR', code: '26000', message: missing(name) }));
@@ -398,7 +405,9 @@ export class StatementRemapper {
       this.makeRoom(s, toServer, st, alsoKeep);
       toServer.addWhole(st.parse);
       this.registry.counters.preparedMisses++;
-      this.push(Slot.SwallowParse, st);
+      // Inside a transaction block (or behind a batch in flight that may leave one aborted) the Parse fails
+      // with 25P02: later batches must not be translated as if the server held the statement.
+      this.push(Slot.SwallowParse, st, s.txStatus !== TxStatus.Idle || this.responses.batches > 0);
     }
     s.prepared.use(st);
   }
@@ -600,6 +609,7 @@ export class StatementRemapper {
     if (k === Slot.ReplaceError) result = this.replace(buf, start, end, FAILING_PARSE_CODE, q.headRef as Buffer, toClient);
     else if (k === Slot.ExecuteMissing) result = this.replace(buf, start, end, FAILING_DEALLOCATE_CODE, q.headRef as Buffer, toClient);
     else if (k === Slot.SwallowError && readErrorFields(buf, start, end).code === FAILING_PARSE_CODE) result = DROP;
+    else if (k === Slot.Bind) result = this.renameInError(buf, start, end, q.headRef as string, toClient);
     // The failed message and everything PostgreSQL skips up to the next Sync take no effect.
     const failed = q.headRef;
     this.undoSkipped(s, true);
@@ -621,6 +631,15 @@ export class StatementRemapper {
       q.shift();
     }
     for (let i = undone.length - 1; i >= 0; i--) this.undo(undone[i][0], undone[i][1], s);
+  }
+
+  /** A Bind error naming the server's statement (08P01, wrong parameter count) names the client's, as PostgreSQL would. */
+  private renameInError(buf: Buffer, start: number, end: number, clientName: string, toClient: Outbox): boolean {
+    const e = readErrorFields(buf, start, end);
+    if (!SERVER_NAME_IN_MESSAGE.test(e.message)) return FORWARD;
+    e.fields.M = e.message.replace(SERVER_NAME_IN_MESSAGE, () => `prepared statement "${clientName}"`);
+    toClient.addWhole(errorResponseOf(e.fields));
+    return DROP;
   }
 
   private replace(buf: Buffer, start: number, end: number, placeholderCode: string, replacement: Buffer, toClient: Outbox): boolean {

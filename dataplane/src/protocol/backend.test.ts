@@ -16,6 +16,7 @@ import {
   dataRow,
   emptyQueryResponse,
   errorResponse,
+  errorResponseOf,
   negotiateProtocolVersion,
   noticeResponse,
   parameterStatus,
@@ -230,4 +231,11 @@ test('dataRow: lengths in bytes, NULL as -1', () => {
   const got = dataRow(['1', null, '\u00e9', '']);
   assert.ok(got.equals(msg('D', '0004 00000001 31 ffffffff 00000002 c3a9 00000000')), got.toString('hex'));
   assert.ok(dataRow([]).equals(msg('D', '0000')));
+});
+
+test('errorResponseOf writes every field back in order; readErrorFields reads the same', () => {
+  const fields = { S: 'ERROR', V: 'ERROR', C: '08P01', M: 'bind message supplies 1 parameters, but prepared statement "s" requires 0', F: 'postgres.c', L: '1707', R: 'exec_bind_message' };
+  const m = errorResponseOf(fields);
+  assert.equal(m[0], 0x45);
+  assert.deepEqual(readErrorFields(m, 0, m.length).fields, fields);
 });

@@ -61,6 +61,20 @@ export function errorResponse(f: ErrorFields): Buffer {
   return noticeLike(BackendCode.ErrorResponse, f);
 }
 
+/** An ErrorResponse with every field of `fields` (one-letter codes, in their order): for passing a server's error on with a field changed. */
+export function errorResponseOf(fields: Readonly<Record<string, string>>): Buffer {
+  let size = 1;
+  for (const k in fields) size += 1 + cstringSize(fields[k]);
+  const out = allocMessage(BackendCode.ErrorResponse, size);
+  let p = 5;
+  for (const k in fields) {
+    out[p++] = k.charCodeAt(0);
+    p = writeCString(out, p, fields[k]);
+  }
+  out[p] = 0;
+  return out;
+}
+
 export function noticeResponse(f: ErrorFields): Buffer {
   return noticeLike(BackendCode.NoticeResponse, f);
 }

@@ -682,6 +682,59 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
     );
   });
 
+  test(`${MAX_PREPARED_KEY}: ${EVICTION_LIMIT}: statements prepared again in an aborted transaction, pipelined; all of them run after ROLLBACK`, async () => {
+    assert.ok(evicting, `Doorman with ${MAX_PREPARED_KEY}: ${EVICTION_LIMIT} did not start: ${evictingError}`);
+    const texts = ['select 1 as a', 'select 2 as b', 'select 3 as c', 'select 4 as d', 'select 5 as e'];
+    const body = async (c: RawClient): Promise<string[]> => [
+      ...(await c.exchange([fe.query('BEGIN')])),
+      // Five statements on a server that keeps three: e0 and e1 go; the DEALLOCATE leaves room for one.
+      ...(await c.exchange([...texts.map((t, i) => fe.parse(`e${i}`, t)), fe.sync()])),
+      ...(await c.exchange([fe.query('DEALLOCATE e4')])),
+      ...(await c.exchange([fe.query('select 1/0')])),
+      // e0 is prepared again first thing in its batch, which fails (25P02): the last batch, which would close
+      // e0 to make room for e1, fails before that Close, so e0 must not count as held afterwards.
+      ...(await c.exchange([...run('e0'), ...run('e2'), ...run('e3'), fe.bind('nope'), ...run('e1')])),
+      ...(await c.exchange([fe.query('ROLLBACK')])),
+      ...(await c.exchange(texts.slice(0, 4).flatMap((_, i) => run(`e${i}`)))),
+    ];
+    const aborted = ['E 25P02 current transaction is aborted, commands ignored until end of transaction block', 'Z E'];
+    const expected = [
+      'C BEGIN',
+      'Z T',
+      ...texts.map(() => '1'),
+      'Z T',
+      'C DEALLOCATE',
+      'Z T',
+      'E 22012 division by zero',
+      'Z E',
+      ...aborted,
+      ...aborted,
+      ...aborted,
+      'E 26000 prepared statement "nope" does not exist',
+      'Z E',
+      'C ROLLBACK',
+      'Z I',
+      ...texts.slice(0, 4).flatMap((_, i) => ['2', `D ${i + 1}`, 'C SELECT 1', 'Z I']),
+    ];
+    assert.deepEqual(await withClient(servers().pg.port, ROLE_A, body), expected, 'direct PostgreSQL');
+    assert.deepEqual(await withClient(evicting.port, ROLE_A, body), expected, 'through Doorman');
+  });
+
+  test('a Bind with the wrong number of parameters: the error names the client\'s statement', async () => {
+    await sameAsDirect(
+      ROLE_A,
+      async (c) => [...(await c.exchange([fe.parse('w', 'select $1::int as w'), ...run('w')])), ...(await c.exchange([fe.parse('', 'select 1'), ...run('', ['1'])]))],
+      [
+        '1',
+        'E 08P01 bind message supplies 0 parameters, but prepared statement "w" requires 1',
+        'Z I',
+        '1',
+        'E 08P01 bind message supplies 1 parameters, but prepared statement "" requires 0',
+        'Z I',
+      ],
+    );
+  });
+
   test(`${MAX_PREPARED_KEY}: ${EVICTION_LIMIT}: 10 statements cycling over 2 servers; no server holds more than ${EVICTION_LIMIT}`, async () => {
     assert.ok(evicting, `Doorman with ${MAX_PREPARED_KEY}: ${EVICTION_LIMIT} did not start: ${evictingError}`);
     const port = evicting.port;
