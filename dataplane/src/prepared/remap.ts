@@ -29,7 +29,7 @@ import {
 import { query, readQueryText } from '../protocol/frontend.js';
 import { deallocateRest, deallocateTarget, dropsAllTag } from './deallocate.js';
 import { beginTag } from '../session/begin.js';
-import { endsBatch, ResponseQueue, Slot } from '../session/responses.js';
+import { endsBatch, isSynthetic, ResponseQueue, Slot } from '../session/responses.js';
 import type { Outbox } from '../session/outbox.js';
 import { isStatementOf, type PreparedStatement, type ServerStatements, type StatementRegistry } from './statements.js';
 
@@ -183,6 +183,7 @@ export class StatementRemapper {
         break;
       case Slot.SynthParse:
       case Slot.SynthClose:
+      case Slot.SynthDescribe:
       case Slot.SwallowParse:
       case Slot.SwallowClose:
         tentative ||= this.batchFallible;
@@ -191,7 +192,7 @@ export class StatementRemapper {
     this.responses.push(kind, ref, tentative);
     if (endsBatch(kind)) {
       this.batchFallible = false;
-    } else if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) {
+    } else if (!isSynthetic(kind)) {
       this.batchFallible = true;
     }
   }
@@ -208,6 +209,10 @@ export class StatementRemapper {
         if (this.dropping !== null && this.dropping.portal === portalOfBind(buf, start, parts)) this.dropping = null;
         const st = this.resolve(parts.statement);
         if (st === null) return this.fail(toServer, '26000', missing(parts.statement));
+        // Answered here, as PostgreSQL checks it before the transaction state: a statement prepared again in an
+        // aborted transaction would get 25P02 first.
+        const refused = bindRefusal(buf, parts.statementEnd, end, st.paramCount, parts.statement);
+        if (refused !== null) return this.fail(toServer, '08P01', refused);
         if (st.deallocates !== null) return this.bindDeallocate(buf, start, end, parts, st, s, toServer);
         this.ensureHeld(s, st, toServer);
         toServer.addWhole(rewriteBind(buf, start, end, parts, st.nameZ));
@@ -219,11 +224,12 @@ export class StatementRemapper {
         if (t.kind === TARGET_STATEMENT) {
           const st = this.resolve(t.name);
           if (st === null) return this.fail(toServer, '26000', missing(t.name));
+          if (st.noRowsDescription !== null && !s.prepared.has(st)) return this.push(Slot.SynthDescribe, st);
           this.ensureHeld(s, st, toServer);
           toServer.addWhole(st.describe);
-        } else {
-          toServer.add(buf, start, end);
+          return this.push(Slot.Describe, st);
         }
+        toServer.add(buf, start, end);
         return this.push(Slot.Describe);
       }
       case FrontendCode.Close: {
@@ -300,6 +306,14 @@ export class StatementRemapper {
     this.registry.counters.preparedMisses++;
     change.server = true;
     this.push(Slot.Parse, change);
+    this.learnParams(st, toServer);
+  }
+
+  /** Asks the server how many parameters a statement it has just prepared takes, once per statement of the pool. */
+  private learnParams(st: PreparedStatement, toServer: Outbox): void {
+    if (st.paramCount >= 0) return;
+    toServer.addWhole(st.describe);
+    this.push(Slot.SwallowDescribe, st);
   }
 
   /**
@@ -408,6 +422,7 @@ export class StatementRemapper {
       // Inside a transaction block (or behind a batch in flight that may leave one aborted) the Parse fails
       // with 25P02: later batches must not be translated as if the server held the statement.
       this.push(Slot.SwallowParse, st, s.txStatus !== TxStatus.Idle || this.responses.batches > 0);
+      this.learnParams(st, toServer);
     }
     s.prepared.use(st);
   }
@@ -502,6 +517,7 @@ export class StatementRemapper {
       const k = q.headKind;
       if (k === Slot.SynthParse) toClient.addWhole(PARSE_COMPLETE);
       else if (k === Slot.SynthClose) toClient.addWhole(CLOSE_COMPLETE);
+      else if (k === Slot.SynthDescribe) toClient.addWhole((q.headRef as PreparedStatement).noRowsDescription as Buffer);
       else return;
       q.shift();
     }
@@ -551,8 +567,13 @@ export class StatementRemapper {
         if (code === BackendCode.BindComplete) q.shift();
         return FORWARD;
       case Slot.Describe:
+        if (q.headRef !== undefined) this.learn(q.headRef as PreparedStatement, code, buf, start, end);
         if (code === BackendCode.RowDescription || code === BackendCode.NoData) q.shift();
         return FORWARD;
+      case Slot.SwallowDescribe:
+        this.learn(q.headRef as PreparedStatement, code, buf, start, end);
+        if (code === BackendCode.RowDescription || code === BackendCode.NoData) q.shift();
+        return DROP;
       case Slot.ExecuteDeallocate:
       case Slot.ExecuteMissing:
       case Slot.ExecuteDropAll:
@@ -633,6 +654,21 @@ export class StatementRemapper {
     for (let i = undone.length - 1; i >= 0; i--) this.undo(undone[i][0], undone[i][1], s);
   }
 
+  /** The ParameterDescription of a statement's first description, kept until its NoData or RowDescription. */
+  private described: Buffer | null = null;
+
+  /** Learns from the first description of `st`: its parameter count, and its whole answer if it returns no rows. */
+  private learn(st: PreparedStatement, code: number, buf: Buffer, start: number, end: number): void {
+    if (code === BackendCode.ParameterDescription) {
+      if (st.paramCount >= 0 || end - start < 7) return;
+      st.paramCount = uint16At(buf, start + 5);
+      this.described = Buffer.from(buf.subarray(start, end));
+    } else if (this.described !== null) {
+      if (code === BackendCode.NoData) st.noRowsDescription = Buffer.concat([this.described, NO_DATA]);
+      this.described = null;
+    }
+  }
+
   /** A Bind error naming the server's statement (08P01, wrong parameter count) names the client's, as PostgreSQL would. */
   private renameInError(buf: Buffer, start: number, end: number, clientName: string, toClient: Outbox): boolean {
     const e = readErrorFields(buf, start, end);
@@ -685,6 +721,27 @@ export class StatementRemapper {
         return;
     }
   }
+}
+
+/** PostgreSQL reads these counts as unsigned 16-bit. */
+function uint16At(buf: Buffer, at: number): number {
+  return (buf[at] << 8) | buf[at + 1];
+}
+
+/**
+ * PostgreSQL's 08P01 for a Bind (its format codes and parameters from `p`) that does not fit its statement,
+ * else null. `expected` is the statement's parameter count, -1 when not known yet; a malformed rest is left
+ * to the server.
+ */
+function bindRefusal(buf: Buffer, p: number, end: number, expected: number, name: string): string | null {
+  if (p + 2 > end) return null;
+  const formats = uint16At(buf, p);
+  const at = p + 2 + 2 * formats;
+  if (at + 2 > end) return null;
+  const params = uint16At(buf, at);
+  if (formats > 1 && formats !== params) return `bind message has ${formats} parameter formats but ${params} parameters`;
+  if (expected >= 0 && params !== expected) return `bind message supplies ${params} parameters, but prepared statement "${name}" requires ${expected}`;
+  return null;
 }
 
 function portalOfBind(buf: Buffer, start: number, parts: BindParts): string {

@@ -30,6 +30,14 @@ export interface PreparedStatement {
   readonly dropsAll: 'DEALLOCATE ALL' | 'DISCARD ALL' | null;
   /** Parses of it answered without preparing it again (SHOW PREPARED_STATEMENTS). */
   hits: number;
+  /** How many parameters PostgreSQL found in it (its ParameterDescription); -1 until a server has described it. */
+  paramCount: number;
+  /**
+   * For a statement that returns no rows (BEGIN, DEALLOCATE, ...), the ParameterDescription and NoData it is
+   * described with, else null. PostgreSQL describes such a statement even in an aborted transaction, where
+   * preparing it again on a server that lost it would fail.
+   */
+  noRowsDescription: Buffer | null;
 }
 
 /** The pool's prepared-statement counters (kept in its PoolStats, so they survive a reload). */
@@ -107,6 +115,8 @@ export class StatementRegistry {
         deallocates: paramless ? deallocateTarget(text) : null,
         dropsAll: paramless ? dropsAllTag(text) : null,
         hits: 0,
+        paramCount: -1,
+        noRowsDescription: null,
       };
       if (this.byKey.size >= this.limit) this.byKey.delete(this.byKey.keys().next().value as string);
       this.byKey.set(key, st);

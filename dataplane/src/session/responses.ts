@@ -52,6 +52,15 @@ export const enum Slot {
   ExecuteDropAll,
   /** A lone DEALLOCATE ALL or DISCARD ALL in a Query: the same, ending at ReadyForQuery. */
   QueryDropAll,
+  /** Describe injected after Doorman's Parse to learn the statement's parameter count: its answer is swallowed. */
+  SwallowDescribe,
+  /** Describe of a statement that returns no rows and that this server lacks: answered by Doorman from what it learned. */
+  SynthDescribe,
+}
+
+/** Slots Doorman answers itself, in their turn: no server message answers them. */
+export function isSynthetic(kind: Slot): boolean {
+  return kind === Slot.SynthParse || kind === Slot.SynthClose || kind === Slot.SynthDescribe;
 }
 
 /** Slots answered by ReadyForQuery. */
@@ -105,7 +114,7 @@ export class ResponseQueue {
     this.count++;
     if (tentative) this.tentative++;
     if (endsBatch(kind)) this.batches++;
-    if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) this.serverBound++;
+    if (!isSynthetic(kind)) this.serverBound++;
   }
 
   /** Replaces the head slot (a DEALLOCATE that failed becomes a plain Query awaiting its ReadyForQuery). */
@@ -122,7 +131,7 @@ export class ResponseQueue {
     const kind = (this.kinds[this.head] & KIND) as Slot;
     if ((this.kinds[this.head] & TENTATIVE) !== 0) this.tentative--;
     if (endsBatch(kind)) this.batches--;
-    if (kind !== Slot.SynthParse && kind !== Slot.SynthClose) this.serverBound--;
+    if (!isSynthetic(kind)) this.serverBound--;
     this.refs[this.head] = undefined;
     this.head = (this.head + 1) & (this.kinds.length - 1);
     this.count--;

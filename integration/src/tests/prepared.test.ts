@@ -720,6 +720,39 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
     assert.deepEqual(await withClient(evicting.port, ROLE_A, body), expected, 'through Doorman');
   });
 
+  test(`${MAX_PREPARED_KEY}: ${EVICTION_LIMIT}: in an aborted transaction, statements the server lost fail and describe as in PostgreSQL`, async () => {
+    assert.ok(evicting, `Doorman with ${MAX_PREPARED_KEY}: ${EVICTION_LIMIT} did not start: ${evictingError}`);
+    const texts = ['select $1::int as a', 'deallocate all', 'select 2', 'select 3', 'select 4'];
+    const body = async (c: RawClient): Promise<string[]> => [
+      ...(await c.exchange([fe.query('BEGIN')])),
+      // The server keeps three: e0 and e1 go.
+      ...(await c.exchange([...texts.map((t, i) => fe.parse(`e${i}`, t)), fe.sync()])),
+      ...(await c.exchange([fe.query('select 1/0')])),
+      // PostgreSQL counts the parameters before it looks at the transaction; preparing e0 again would fail first.
+      ...(await c.exchange(run('e0'))),
+      // A statement that returns no rows is described even in an aborted transaction.
+      ...(await c.exchange([fe.describe('S', 'e1'), fe.sync()])),
+      ...(await c.exchange([fe.query('ROLLBACK')])),
+    ];
+    const expected = [
+      'C BEGIN',
+      'Z T',
+      ...texts.map(() => '1'),
+      'Z T',
+      'E 22012 division by zero',
+      'Z E',
+      'E 08P01 bind message supplies 0 parameters, but prepared statement "e0" requires 1',
+      'Z E',
+      't ',
+      'n',
+      'Z E',
+      'C ROLLBACK',
+      'Z I',
+    ];
+    assert.deepEqual(await withClient(servers().pg.port, ROLE_A, body), expected, 'direct PostgreSQL');
+    assert.deepEqual(await withClient(evicting.port, ROLE_A, body), expected, 'through Doorman');
+  });
+
   test('a Bind with the wrong number of parameters: the error names the client\'s statement', async () => {
     await sameAsDirect(
       ROLE_A,
