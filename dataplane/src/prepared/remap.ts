@@ -656,6 +656,7 @@ export class StatementRemapper {
 
   /** The ParameterDescription of a statement's first description, kept until its NoData or RowDescription. */
   private described: Buffer | null = null;
+  private describedFor: PreparedStatement | null = null;
 
   /** Learns from the first description of `st`: its parameter count, and its whole answer if it returns no rows. */
   private learn(st: PreparedStatement, code: number, buf: Buffer, start: number, end: number): void {
@@ -663,9 +664,11 @@ export class StatementRemapper {
       if (st.paramCount >= 0 || end - start < 7) return;
       st.paramCount = uint16At(buf, start + 5);
       this.described = Buffer.from(buf.subarray(start, end));
+      this.describedFor = st;
     } else if (this.described !== null) {
-      if (code === BackendCode.NoData) st.noRowsDescription = Buffer.concat([this.described, NO_DATA]);
+      if (code === BackendCode.NoData && this.describedFor === st) st.noRowsDescription = Buffer.concat([this.described, NO_DATA]);
       this.described = null;
+      this.describedFor = null;
     }
   }
 
