@@ -16,6 +16,7 @@ interface Flags {
   replicaId?: string;
   leaseTtl: number;
   history: number;
+  nodeRetention: number;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
@@ -79,6 +80,7 @@ async function main(flags: Flags): Promise<void> {
       replicaId: flags.replicaId ?? null,
       leaseTtlSeconds: flags.leaseTtl,
       historyLimit: flags.history,
+      nodeRetentionMs: flags.nodeRetention * 1000,
       tls: flags.insecure ? null : { cert: flags.tlsCert as string, key: flags.tlsKey as string, clientCa: flags.tlsClientCa as string },
       adminToken: flags.adminTokenFile !== undefined ? readToken(flags.adminTokenFile) : null,
       sealer,
@@ -115,6 +117,7 @@ const program = new Command('doorman-controlplane')
   .option('--replica-id <id>', 'replica name in etcd (default: hostname-pid)')
   .option('--lease-ttl <seconds>', 'lease TTL for leadership and node liveness', positiveInt('--lease-ttl'), 5)
   .option('--history <n>', 'generations kept in history', positiveInt('--history'), 50)
+  .option('--node-retention <seconds>', 'records of data planes gone longer than this are deleted', positiveInt('--node-retention'), 86_400)
   .option('--tls-cert <file>', 'server certificate (PEM)')
   .option('--tls-key <file>', 'server private key (PEM)')
   .option('--tls-client-ca <file>', 'CA that issues data-plane and doormanctl client certificates')

@@ -6,6 +6,7 @@ import { Applier } from '../apply/applier.js';
 import { CpError } from '../errors.js';
 import { DesiredState } from '../fleet/desired.js';
 import { NodeRecorder } from '../fleet/recorder.js';
+import { NodeRetention } from '../fleet/retention.js';
 import { Election } from '../leader/election.js';
 import { Session } from '../leader/session.js';
 import type { SecretsSealer } from '../secrets/sealer.js';
@@ -26,6 +27,8 @@ export interface AppOptions {
   replicaId: string | null;
   leaseTtlSeconds: number;
   historyLimit: number;
+  /** Records of nodes gone longer than this are deleted. */
+  nodeRetentionMs: number;
   tls: TlsFiles | null;
   adminToken: string | null;
   sealer: SecretsSealer;
@@ -40,6 +43,7 @@ export class ControlPlane {
   private session: Session | null = null;
   private election: Election | null = null;
   private recorder: NodeRecorder | null = null;
+  private retention: NodeRetention | null = null;
   private hub: DiscoveryHub | null = null;
   address = '';
 
@@ -91,14 +95,18 @@ export class ControlPlane {
     const applier = new Applier(store, election, o.sealer, log, { historyLimit: o.historyLimit });
     server.addService(DiscoveryService, hub.service());
     server.addService(AdminService, adminService({ store, applier, recorder, policy, address: this.address, log }));
+    const retention = new NodeRetention(store, election, () => recorder.local(), o.nodeRetentionMs, log);
+    this.retention = retention;
     recorder.start();
     election.start();
+    retention.start();
     log.info({ address: bound, advertise: this.address, replicaId, tls: policy.tls, version: VERSION }, 'listening');
     return bound;
   }
 
   /** Graceful: hand leadership over (revoke the lease), end streams, stop serving. */
   async stop(): Promise<void> {
+    this.retention?.stop();
     this.hub?.closeAll();
     await this.recorder?.flush();
     this.recorder?.stop();

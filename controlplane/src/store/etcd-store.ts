@@ -373,6 +373,16 @@ export class EtcdStore implements Store {
     await flush();
   }
 
+  async forgetNode(record: NodeRecord, fence: Fence): Promise<boolean> {
+    const result = await this.ns
+      .if(nodeKey(record.nodeId), 'Value', '==', JSON.stringify(record))
+      .and(liveKey(record.nodeId), 'Version', '==', 0)
+      .and(KEYS.leader, 'Create', '==', fence.createRevision)
+      .then(this.ns.delete().key(nodeKey(record.nodeId)))
+      .commit();
+    return result.succeeded;
+  }
+
   async detachNode(record: NodeRecord, address: string): Promise<void> {
     await this.ns
       .if(liveKey(record.nodeId), 'Value', '==', address)

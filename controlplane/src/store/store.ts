@@ -148,4 +148,9 @@ export interface Store {
   writeNodes(writes: readonly NodeWrite[], leaseId: string): Promise<void>;
   /** Marks a node disconnected and drops its liveness key, but only if `address` still holds it. */
   detachNode(record: NodeRecord, address: string): Promise<void>;
+  /**
+   * Deletes a node's record if it is still `record` (the node has not come back since) and has no liveness
+   * key, and the fence still holds; false when any of that changed.
+   */
+  forgetNode(record: NodeRecord, fence: Fence): Promise<boolean>;
 }
