@@ -37,6 +37,9 @@ function run(statement: string, params: readonly (string | null)[] = []): Buffer
   return [fe.bind(statement, params), fe.execute(), fe.sync()];
 }
 
+/** PostgreSQL's answer to a statement in an aborted transaction block, and its ReadyForQuery. */
+const ABORTED = ['E 25P02 current transaction is aborted, commands ignored until end of transaction block', 'Z E'];
+
 async function withClient<T>(port: number, user: string, body: (c: RawClient) => Promise<T>, database = DB): Promise<T> {
   const c = await RawClient.connect(port, user, database);
   try {
@@ -429,8 +432,7 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
         'Z T',
         'E 22012 division by zero',
         'Z E',
-        'E 25P02 current transaction is aborted, commands ignored until end of transaction block',
-        'Z E',
+        ...ABORTED,
         'C ROLLBACK',
         'Z I',
         '2',
@@ -697,7 +699,6 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
       ...(await c.exchange([fe.query('ROLLBACK')])),
       ...(await c.exchange(texts.slice(0, 4).flatMap((_, i) => run(`e${i}`)))),
     ];
-    const aborted = ['E 25P02 current transaction is aborted, commands ignored until end of transaction block', 'Z E'];
     const expected = [
       'C BEGIN',
       'Z T',
@@ -707,9 +708,9 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
       'Z T',
       'E 22012 division by zero',
       'Z E',
-      ...aborted,
-      ...aborted,
-      ...aborted,
+      ...ABORTED,
+      ...ABORTED,
+      ...ABORTED,
       'E 26000 prepared statement "nope" does not exist',
       'Z E',
       'C ROLLBACK',
