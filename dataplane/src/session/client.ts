@@ -553,11 +553,17 @@ export class ClientConnection implements PoolClient {
       // The transaction the client opened earlier starts now, with its exact options; its answer was given.
       const statements = this.deferredAborted ? [this.deferredBegin, ABORT_BLOCK] : [this.deferredBegin];
       this.endDeferred();
-      s.runInternal(statements, (ok, error) => {
-        if (this.server !== s) return;
-        if (statements.length === 2 && error?.code === ABORT_BLOCK_CODE && s.txStatus === TxStatus.Failed) return;
-        if (!ok) this.failWithServerError(error ?? { severity: 'FATAL', code: '08006', message: 'BEGIN failed on the server', fields: {} });
-      });
+      // Through the outbox: the BEGIN and the statements queued behind it leave in one write.
+      s.runInternal(
+        statements,
+        (ok, error) => {
+          if (this.server !== s) return;
+          if (statements.length === 2 && error?.code === ABORT_BLOCK_CODE && s.txStatus === TxStatus.Failed) return;
+          if (!ok) this.failWithServerError(error ?? { severity: 'FATAL', code: '08006', message: 'BEGIN failed on the server', fields: {} });
+        },
+        this.toServer,
+      );
+      if (this.queued.length === 0 && !this.relaying) this.toServer.flush();
     }
     if (this.queued.length > 0) {
       const q = this.queued;

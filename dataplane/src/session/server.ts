@@ -23,6 +23,7 @@ import type { ServerCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
 import { SocketReader, type ReadingSocketOptions } from './socket-reader.js';
 import type { ByteSocket } from './byte-socket.js';
+import type { Outbox } from './outbox.js';
 import { RawSocket } from '../io/raw-socket.js';
 import { dupSocketDescriptor } from '../workers/fd.js';
 
@@ -422,7 +423,8 @@ export class ServerConnection implements PoolServer {
     return this.internalLeft > 0 && now - this.internalStartedAt > bound;
   }
 
-  runInternal(statements: string[], done: InternalDone): void {
+  /** `via`: an outbox bound for this server that is flushed soon, so the statements share its write. */
+  runInternal(statements: string[], done: InternalDone, via: Outbox | null = null): void {
     if (this.state !== ServerState.Ready) {
       process.nextTick(done, false);
       this.host.io?.yieldSoon();
@@ -432,7 +434,8 @@ export class ServerConnection implements PoolServer {
     this.internalStartedAt = this.host.now;
     this.internalDone = done;
     this.internalError = undefined;
-    if (statements.length === 1) this.socket.write(query(statements[0]));
+    if (via !== null) for (const sql of statements) via.addWhole(query(sql));
+    else if (statements.length === 1) this.socket.write(query(statements[0]));
     else this.socket.write(Buffer.concat(statements.map((s) => query(s))));
   }
 
