@@ -87,3 +87,21 @@ test('shares follow demand: surplus, and shouldDonate only from a shard above it
   b.publish(0, 5, 5);
   assert.equal(a.shouldDonate(10), false);
 });
+
+test('owesSlot: a shard at its share leaves a free slot to a waiting shard one or more below its share', () => {
+  const { a, b } = pair();
+  a.publishDemand(8);
+  b.publishDemand(8);
+  b.publish(0, 4, 4);
+  // Equal demand, limit 10: shares 5 / 5. a just closed one of its 6 for b (holding 4), and has waiters too.
+  assert.equal(a.owesSlot(10, 5), true);
+  assert.equal(a.owesSlot(10, 4), false, 'a below its share takes the slot');
+  b.publish(0, 4, 5);
+  assert.equal(a.owesSlot(10, 5), false, 'b holds its share');
+  b.publish(0, 0, 4);
+  assert.equal(a.owesSlot(10, 5), false, 'b does not wait');
+  b.publish(0, 4, 4);
+  a.publishDemand(0);
+  b.publishDemand(0);
+  assert.equal(a.owesSlot(10, 5), false, 'no demand measured yet: no shares to go by');
+});

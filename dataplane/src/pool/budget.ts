@@ -121,6 +121,24 @@ export class ServerBudget {
     return false;
   }
 
+  /**
+   * Whether a free slot should be left to a waiting shard that holds at least one less than its share, while
+   * this shard, holding `held` now, has its own share. A shard that donated a connection has waiters of its
+   * own: without this it took the slot back at once, and donated and reconnected again at every tick.
+   */
+  owesSlot(limit: number, held: number): boolean {
+    if (!this.othersWaiting()) return false;
+    const total = this.totalDemand();
+    if (total === 0) return false;
+    const share = (limit * this.cells[this.base + LINE * (1 + this.shard) + DEMAND]) / total;
+    if (held < share) return false;
+    const c = this.cells;
+    for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
+      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
+    }
+    return false;
+  }
+
   private totalDemand(): number {
     const c = this.cells;
     let sum = 0;

@@ -427,7 +427,15 @@ export class Pool {
     if (head !== undefined && this.user.reservePoolSize > 0 && now - head.waitStart >= this.host.general.reservePoolTimeout) {
       cap += this.user.reservePoolSize;
     }
-    while (this.waiting > this.opening && this.budget.tryTake(cap)) this.open();
+    const budget = this.budget;
+    while (
+      this.waiting > this.opening &&
+      budget.open < cap &&
+      !(budget.shards > 1 && budget.owesSlot(this.user.poolSize, this.total)) &&
+      budget.tryTake(cap)
+    ) {
+      this.open();
+    }
     this.publish();
     if (this.waiting > this.opening && this.budget.shards > 1) this.budget.askForIdle(this.waiting - this.opening, now);
   }

@@ -151,6 +151,36 @@ describe('worker shards', { timeout: SUITE_TIMEOUT_MS }, () => {
     await Promise.all(all.map((t) => t.c.end()));
   });
 
+  test('when a second shard gets as busy as the first, connections move to it once, not closed and reopened at every tick', async () => {
+    const PER_SHARD = 8;
+    const tracked: { c: pg.Client; shard: number }[] = [];
+    const on = (shard: number): pg.Client[] => tracked.filter((t) => t.shard === shard).map((t) => t.c);
+    while (on(0).length < PER_SHARD || on(1).length < PER_SHARD) tracked.push(await connectTracked());
+    const serverLogins = (): number => d().jsonLogs().filter((l) => l.msg === 'server connected').length;
+    // Twice as many clients as connections on each shard: a shard that gives one up still has waiters of its own.
+    const load = (clients: pg.Client[], ms: number): Promise<void[]> => {
+      const until = Date.now() + ms;
+      return Promise.all(
+        clients.map(async (c) => {
+          while (Date.now() < until) await c.query('select pg_sleep(0.002)');
+        }),
+      );
+    };
+    try {
+      const first = load(on(0), 4_000);
+      // Shard 0 alone takes the whole cap.
+      await sleep(1_000);
+      const before = serverLogins();
+      await Promise.all([first, load(on(1), 3_000)]);
+      const opened = serverLogins() - before;
+      // Equal demand: two connections move to shard 1. Closing and reopening at every 100 ms tick made about 30.
+      assert.ok(opened >= 1, 'shard 1 got connections of its own');
+      assert.ok(opened <= 5, `${opened} server connections opened while both shards were busy`);
+    } finally {
+      await Promise.all(tracked.map((t) => t.c.end().catch(() => undefined)));
+    }
+  });
+
   test('a cancel request reaches the query of a client on another shard', async () => {
     const { c, shard } = await connectTracked();
     const started = Date.now();
