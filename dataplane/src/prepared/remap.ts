@@ -66,6 +66,8 @@ const FAILING_DEALLOCATE_CODE = '26000';
 
 /** How PostgreSQL's messages name a statement of Doorman's (see StatementRegistry). */
 const SERVER_NAME_IN_MESSAGE = /prepared statement "DOORMAN_\d+"/;
+/** feature_not_supported: what a Bind gets for "cached plan must not change result type". */
+const RESULT_TYPE_CHANGED_CODE = '0A000';
 const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
 const TAG_DEALLOCATE_ALL = Buffer.from('DEALLOCATE ALL\0');
 const TAG_PREPARE = Buffer.from('PREPARE\0');
@@ -283,7 +285,7 @@ export class StatementRemapper {
       }
     }
     const last = this.lastParsed;
-    const st = last !== null && isStatementOf(last, buf, restStart, end) ? last : this.registry.lookup(buf, restStart, end);
+    const st = last !== null && !last.retired && isStatementOf(last, buf, restStart, end) ? last : this.registry.lookup(buf, restStart, end);
     this.lastParsed = st;
     const key = name === '' ? null : name;
     const change: NameChange = { name: key, prev: this.current(key), st, server: false };
@@ -630,7 +632,7 @@ export class StatementRemapper {
     if (k === Slot.ReplaceError) result = this.replace(buf, start, end, FAILING_PARSE_CODE, q.headRef as Buffer, toClient);
     else if (k === Slot.ExecuteMissing) result = this.replace(buf, start, end, FAILING_DEALLOCATE_CODE, q.headRef as Buffer, toClient);
     else if (k === Slot.SwallowError && readErrorFields(buf, start, end).code === FAILING_PARSE_CODE) result = DROP;
-    else if (k === Slot.Bind) result = this.renameInError(buf, start, end, q.headRef as string, toClient);
+    else if (k === Slot.Bind) result = this.bindFailed(buf, start, end, q.headRef as string, toClient);
     // The failed message and everything PostgreSQL skips up to the next Sync take no effect.
     const failed = q.headRef;
     this.undoSkipped(s, true);
@@ -672,9 +674,19 @@ export class StatementRemapper {
     }
   }
 
-  /** A Bind error naming the server's statement (08P01, wrong parameter count) names the client's, as PostgreSQL would. */
-  private renameInError(buf: Buffer, start: number, end: number, clientName: string, toClient: Outbox): boolean {
+  /**
+   * A Bind the server refused. An error naming the server's statement (08P01, wrong parameter count) names
+   * the client's, as PostgreSQL would. 0A000 there means the statement's result type changed (ALTER TABLE under a
+   * `SELECT *`): PostgreSQL refuses that statement until it is prepared again, and a driver recovers by
+   * preparing the text anew (asyncpg, pgjdbc). The pool's statement for that text is retired, so the new
+   * Parse gets a fresh server statement instead of the broken one.
+   */
+  private bindFailed(buf: Buffer, start: number, end: number, clientName: string, toClient: Outbox): boolean {
     const e = readErrorFields(buf, start, end);
+    if (e.code === RESULT_TYPE_CHANGED_CODE) {
+      const st = this.resolve(clientName);
+      if (st !== null) this.registry.retire(st);
+    }
     if (!SERVER_NAME_IN_MESSAGE.test(e.message)) return FORWARD;
     e.fields.M = e.message.replace(SERVER_NAME_IN_MESSAGE, () => `prepared statement "${clientName}"`);
     toClient.addWhole(errorResponseOf(e.fields));

@@ -37,6 +37,21 @@ test('one statement per (query text, parameter types), whatever the client calls
   assert.deepEqual(sa.parse.subarray(reparsed.restStart), a.buf.subarray(a.restStart));
 });
 
+test('a retired statement keeps its name; the next Parse of its text gets a new one', () => {
+  const r = new StatementRegistry(100);
+  const a = parseMsg('s1', 'select * from t');
+  const old = r.lookup(a.buf, a.restStart, a.buf.length);
+  r.retire(old);
+  assert.equal(old.retired, true);
+  assert.equal(r.find(a.buf, a.restStart, a.buf.length), undefined);
+  const fresh = r.lookup(a.buf, a.restStart, a.buf.length);
+  assert.notEqual(fresh.name, old.name);
+  assert.equal(fresh.retired, false);
+  // Retiring the old one again leaves the new registration alone.
+  r.retire(old);
+  assert.equal(r.find(a.buf, a.restStart, a.buf.length), fresh);
+});
+
 test('BEGIN and transaction ends are marked, only without parameters', () => {
   const r = new StatementRegistry(100);
   const m = (sql: string, oids: number[] = []) => {

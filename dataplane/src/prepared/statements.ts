@@ -38,6 +38,8 @@ export interface PreparedStatement {
    * preparing it again on a server that lost it would fail.
    */
   noRowsDescription: Buffer | null;
+  /** No longer registered for its text (its result type changed): a new Parse of the text gets another statement. */
+  retired: boolean;
 }
 
 /** The pool's prepared-statement counters (kept in its PoolStats, so they survive a reload). */
@@ -117,11 +119,22 @@ export class StatementRegistry {
         hits: 0,
         paramCount: -1,
         noRowsDescription: null,
+        retired: false,
       };
       if (this.byKey.size >= this.limit) this.byKey.delete(this.byKey.keys().next().value as string);
       this.byKey.set(key, st);
     }
     return st;
+  }
+
+  /**
+   * Registers nothing for `st`'s text any more: the next Parse of it gets a new server statement. Names that
+   * point at `st` keep it.
+   */
+  retire(st: PreparedStatement): void {
+    st.retired = true;
+    const key = st.parse.toString('latin1', st.restAt);
+    if (this.byKey.get(key) === st) this.byKey.delete(key);
   }
 }
 

@@ -193,6 +193,12 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
       );
     });
 
+    test('asyncpg: a column added under a cached `select *`: every connection recovers as it does directly', async () => {
+      await servers().pg.query(`CREATE TABLE schema_change (a int); INSERT INTO schema_change VALUES (1); ALTER TABLE schema_change OWNER TO ${SCRAM_USER.user};`, 'app');
+      const out = await script('asyncpg_schema_change.py', [url(), '4', 'schema_change']);
+      assert.deepEqual(out, range(4).map(() => [['a'], [1, 7]]));
+    });
+
     test('psycopg 3, prepare_threshold=0 (everything prepared), 10 threads; pipeline mode with an error in the middle; evictions from its cache of 3', async () => {
       const rounds = 20;
       const out = (await script('psycopg3_matrix.py', [url(), '10', String(rounds)])) as { exception?: string; pipeline?: { raised_at?: string } }[];

@@ -769,6 +769,32 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
     );
   });
 
+  test('after ALTER TABLE changes a statement\'s result type, the old name fails with 0A000 and the text prepared again works', async () => {
+    const text = 'select * from result_type';
+    await sameAsDirect(
+      ROLE_B,
+      async (c) => [
+        ...(await c.exchange([fe.query('create table result_type (a int); insert into result_type values (1)')])),
+        ...(await c.exchange([fe.parse('before', text), ...run('before')])),
+        ...(await c.exchange([fe.query('alter table result_type add column b int default 7')])),
+        ...(await c.exchange(run('before'))),
+        // What asyncpg and pgjdbc do on that error: prepare the text again under a new name.
+        ...(await c.exchange([fe.parse('after', text), ...run('after')])),
+        ...(await c.exchange([fe.parse('', text), ...run('')])),
+        ...(await c.exchange([fe.query('drop table result_type')])),
+      ],
+      [
+        'C CREATE TABLE', 'C INSERT 0 1', 'Z I',
+        '1', '2', 'D 1', 'C SELECT 1', 'Z I',
+        'C ALTER TABLE', 'Z I',
+        'E 0A000 cached plan must not change result type', 'Z I',
+        '1', '2', 'D 1|7', 'C SELECT 1', 'Z I',
+        '1', '2', 'D 1|7', 'C SELECT 1', 'Z I',
+        'C DROP TABLE', 'Z I',
+      ],
+    );
+  });
+
   test(`${MAX_PREPARED_KEY}: ${EVICTION_LIMIT}: 10 statements cycling over 2 servers; no server holds more than ${EVICTION_LIMIT}`, async () => {
     assert.ok(evicting, `Doorman with ${MAX_PREPARED_KEY}: ${EVICTION_LIMIT} did not start: ${evictingError}`);
     const port = evicting.port;
