@@ -678,7 +678,7 @@ export class StatementRemapper {
    * A Bind the server refused. An error naming the server's statement (08P01, wrong parameter count) names
    * the client's, as PostgreSQL would. 0A000 there means the statement's result type changed (ALTER TABLE under a
    * `SELECT *`): PostgreSQL refuses that statement until it is prepared again, and a driver recovers by
-   * preparing the text anew (asyncpg does). The pool's statement for that text is retired, so the new
+   * preparing the text anew (asyncpg, pgjdbc). The pool's statement for that text is retired, so the new
    * Parse gets a fresh server statement instead of the broken one.
    */
   private bindFailed(buf: Buffer, start: number, end: number, clientName: string, toClient: Outbox): boolean {

@@ -118,7 +118,7 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
 
   // -------------------------------------------------------------------------
   describe('pgjdbc', () => {
-    async function jdbc(mode: 'reuse' | 'batch', params: string, threads: number, rounds: number): Promise<string[]> {
+    async function jdbc(mode: 'reuse' | 'batch' | 'schema', params: string, threads: number, rounds: number): Promise<string[]> {
       assert.ok(javaCompile && javaClasses, 'javac did not run');
       ok(javaCompile, 'javac JdbcMatrix.java');
       const { doorman: d } = servers();
@@ -148,6 +148,11 @@ describe('driver matrix (transaction mode, prepared statements and deferred BEGI
 
     test('prepareThreshold=1: named server statements from the first execution, 20 threads', async () => {
       assert.deepEqual(await jdbc('reuse', '&prepareThreshold=1', 20, 8), reuseExpected(20, 8));
+    });
+
+    test('a column added under a server-prepared `select *`: pgjdbc prepares it again and goes on, 8 threads', async () => {
+      await servers().pg.query(`CREATE TABLE schema_change_jdbc (a int); INSERT INTO schema_change_jdbc VALUES (1); ALTER TABLE schema_change_jdbc OWNER TO ${SCRAM_USER.user};`, 'app');
+      assert.deepEqual(await jdbc('schema', '', 8, 3), range(8).map((t) => `schema ${t} 1 -> 2 2 2`));
     });
 
     test('executeBatch with autocommit off: commit, rollback, unique violation, commit; 10 threads × 50 rows', async () => {
