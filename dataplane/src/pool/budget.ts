@@ -100,11 +100,6 @@ export class ServerBudget {
     return false;
   }
 
-  /** Connections this shard holds beyond its fair share of `limit` (shares follow the shards' demand). */
-  surplus(limit: number): number {
-    return this.excess(this.shard, limit, this.totalDemand());
-  }
-
   /**
    * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one:
    * only while this shard holds at least one more than its share and a waiting shard at least one less,

@@ -111,9 +111,13 @@ export class Pool {
     this.grow();
   }
 
-  /** Another shard asked for connections: close up to `count` idle ones (the least recently used first). */
+  /**
+   * Another shard's clients wait: close up to `count` idle ones (the least recently used first). Idle here
+   * means nobody here waits, so they go whatever this shard's share: keeping one until its demand decays
+   * kept a client of a pool_size 1 pool waiting 0.7 s whenever the previous transaction ran on another shard.
+   */
   evictIdle(count: number): void {
-    while (count-- > 0 && this.idle.length > 0 && this.budget.surplus(this.user.poolSize) >= 1) {
+    while (count-- > 0 && this.idle.length > 0) {
       const s = this.idle.shift() as PoolServer;
       s.poolState = ServerPoolState.Closed;
       this.stats.shardEvictions++;

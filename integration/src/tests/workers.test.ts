@@ -181,6 +181,29 @@ describe('worker shards', { timeout: SUITE_TIMEOUT_MS }, () => {
     }
   });
 
+  test('pool_size 1 over 2 shards: clients of both shards taking turns get the connection without waiting for demand to decay', async () => {
+    const small = await startDoorman(doormanConfigFor(cluster!, { users: [SCRAM_USER], poolSize: 1, general: { workers: 2 } }));
+    const clients: pg.Client[] = [];
+    try {
+      for (let i = 0; i < 4; i++) clients.push(await connectPg(small.connectionString(SCRAM_USER.user, SCRAM_USER.password)));
+      const shards = small.jsonLogs().filter((l) => l.msg === 'client logged in').map((l) => l.shard as number);
+      assert.deepEqual([...new Set(shards)].sort(), [0, 1]);
+      let slowest = 0;
+      for (let round = 0; round < 10; round++) {
+        for (const c of clients) {
+          const started = performance.now();
+          await c.query('select 1');
+          slowest = Math.max(slowest, performance.now() - started);
+        }
+      }
+      // The idle connection used to stay on its shard until that shard's demand average fell to zero: 0.7 s.
+      assert.ok(slowest < 300, `slowest turn took ${slowest.toFixed(0)} ms`);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await small.stop();
+    }
+  });
+
   test('a cancel request reaches the query of a client on another shard', async () => {
     const { c, shard } = await connectTracked();
     const started = Date.now();
