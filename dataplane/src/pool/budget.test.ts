@@ -45,43 +45,43 @@ test('askForIdle asks the shard with idle connections, once until answered or 50
   assert.equal(a.askForIdle(2, 1000), false, 'nobody holds idle connections');
   b.publish(3, 0, 3);
   assert.equal(a.askForIdle(5, 1000), true);
-  assert.deepEqual(sent, [{ from: 'a', s: { kind: 'evict', to: 1, count: 3 } }]);
+  assert.deepEqual(sent, [{ from: 'a', s: { kind: 'evict', from: 0, to: 1, count: 3 } }]);
   assert.equal(a.askForIdle(5, 1020), false, 'a request is in flight');
   assert.equal(a.askForIdle(1, 1051), true, 'the request timed out');
   a.answered();
   assert.equal(a.askForIdle(1, 1052), true);
   assert.deepEqual(sent.map((x) => x.s), [
-    { kind: 'evict', to: 1, count: 3 },
-    { kind: 'evict', to: 1, count: 1 },
-    { kind: 'evict', to: 1, count: 1 },
+    { kind: 'evict', from: 0, to: 1, count: 3 },
+    { kind: 'evict', from: 0, to: 1, count: 1 },
+    { kind: 'evict', from: 0, to: 1, count: 1 },
   ]);
 });
 
-test('shares follow demand: shouldDonate only from a shard above its share to a waiting one below it', () => {
+test('shares follow demand: donateTo only from a shard above its share to a waiting one below it', () => {
   const { a, b } = pair();
   a.publish(0, 0, 5);
   b.publish(0, 0, 5);
   a.publishDemand(8);
   b.publishDemand(8);
-  assert.equal(a.shouldDonate(10), false, 'nobody waits');
+  assert.equal(a.donateTo(10), -1, 'nobody waits');
   b.publish(0, 3, 5);
-  assert.equal(a.shouldDonate(10), false, 'b waits, but both hold their share');
+  assert.equal(a.donateTo(10), -1, 'b waits, but both hold their share');
   // a holds 7 of 10 with the same demand as b (holding 3): a gives one up.
   a.publish(0, 0, 7);
   b.publish(0, 4, 3);
-  assert.equal(a.shouldDonate(10), true);
+  assert.equal(a.donateTo(10), 1);
   // Demand moved to a (12 vs 4): its share is 7.5, so it keeps its 7.
   a.publishDemand(12);
   b.publishDemand(4);
-  assert.equal(a.shouldDonate(10), false);
+  assert.equal(a.donateTo(10), -1);
   // 6 / 4 with equal demand settles at 5 / 5; 6 / 5 leaves b within one of its share: keep.
   a.publishDemand(8);
   b.publishDemand(8);
   a.publish(0, 5, 6);
   b.publish(0, 5, 4);
-  assert.equal(a.shouldDonate(10), true);
+  assert.equal(a.donateTo(10), 1);
   b.publish(0, 5, 5);
-  assert.equal(a.shouldDonate(10), false);
+  assert.equal(a.donateTo(10), -1);
 });
 
 test('owesSlot: a shard at its share leaves a free slot to a waiting shard one or more below its share', () => {

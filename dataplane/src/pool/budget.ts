@@ -34,8 +34,8 @@ export function slotStride(shards: number): number {
 }
 
 export type BudgetSignal =
-  /** Ask shard `to` to close up to `count` idle connections of this slot. */
-  | { kind: 'evict'; to: number; count: number }
+  /** Ask shard `to` to give up to `count` idle connections of this slot to shard `from`. */
+  | { kind: 'evict'; from: number; to: number; count: number }
   /** A slot came free while another shard had waiters. */
   | { kind: 'freed' }
   /** The pool's first server told its startup ParameterStatus list: clients of every shard can log in with it. */
@@ -101,19 +101,19 @@ export class ServerBudget {
   }
 
   /**
-   * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one:
-   * only while this shard holds at least one more than its share and a waiting shard at least one less,
-   * so shares settle instead of flapping.
+   * The waiting shard a connection this shard is about to reuse should go to, or -1: only while this shard
+   * holds at least one more than its share and that shard at least one less, so shares settle instead of
+   * flapping.
    */
-  shouldDonate(limit: number): boolean {
-    if (!this.othersWaiting()) return false;
+  donateTo(limit: number): number {
+    if (!this.othersWaiting()) return -1;
     const total = this.totalDemand();
-    if (this.excess(this.shard, limit, total) < 1) return false;
+    if (this.excess(this.shard, limit, total) < 1) return -1;
     const c = this.cells;
     for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
-      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
+      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return s;
     }
-    return false;
+    return -1;
   }
 
   /**
@@ -165,7 +165,7 @@ export class ServerBudget {
     }
     if (best < 0) return false;
     this.askedUntil = now + 50;
-    this.signal({ kind: 'evict', to: best, count: Math.min(wanted, bestIdle) });
+    this.signal({ kind: 'evict', from: this.shard, to: best, count: Math.min(wanted, bestIdle) });
     return true;
   }
 

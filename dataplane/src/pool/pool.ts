@@ -116,15 +116,40 @@ export class Pool {
    * means nobody here waits, so they go whatever this shard's share: keeping one until its demand decays
    * kept a client of a pool_size 1 pool waiting 0.7 s whenever the previous transaction ran on another shard.
    */
-  evictIdle(count: number): void {
+  evictIdle(count: number, to: number): void {
     while (count-- > 0 && this.idle.length > 0) {
-      const s = this.idle.shift() as PoolServer;
-      s.poolState = ServerPoolState.Closed;
       this.stats.shardEvictions++;
-      this.host.closeServer(s, 'closed for a waiting client of another worker');
-      this.publish();
+      this.giveAway(this.idle.shift() as PoolServer, to);
     }
     this.publish();
+  }
+
+  /** `s`, idle and out of every list, goes to shard `to`: handed over, or closed so that `to` can open one. */
+  private giveAway(s: PoolServer, to: number): void {
+    s.poolState = ServerPoolState.Closed;
+    if (this.host.handOver(s, to)) {
+      s.holdsSlot = false;
+      this.publish();
+      return;
+    }
+    this.host.closeServer(s, 'closed for a waiting client of another worker');
+  }
+
+  /** An idle connection another shard handed over for the clients waiting here. */
+  adoptServer(s: PoolServer, hasStatements: boolean): void {
+    s.poolState = ServerPoolState.Closed;
+    s.generation = this.generation;
+    s.lastUsed = this.host.now;
+    this.budget.answered();
+    if (this.retired) return this.host.closeServer(s, 'pool retired');
+    if (!hasStatements) {
+      this.offer(s);
+      return;
+    }
+    // Its statements carry the other shard's names: drop them before this shard's registry names any.
+    s.dirty = Dirty.Prepared;
+    this.enter(s, ServerPoolState.Resetting);
+    s.runInternal(['DEALLOCATE ALL'], (ok) => this.resetDone(s, ok));
   }
 
   /** Another shard released a slot while clients here may be waiting. */
@@ -331,11 +356,14 @@ export class Pool {
   /** A client is done with `s` and it is clean: it serves here, or is closed so a starved shard can open one. */
   private reuse(s: PoolServer): void {
     const now = this.host.now;
-    if (this.budget.shards > 1 && now !== this.lastDonation && this.budget.shouldDonate(this.user.poolSize)) {
-      this.lastDonation = now;
-      this.stats.shardDonations++;
-      this.host.closeServer(s, 'closed for a waiting client of another worker');
-      return;
+    if (this.budget.shards > 1 && now !== this.lastDonation) {
+      const to = this.budget.donateTo(this.user.poolSize);
+      if (to >= 0) {
+        this.lastDonation = now;
+        this.stats.shardDonations++;
+        this.giveAway(s, to);
+        return;
+      }
     }
     this.offer(s);
   }

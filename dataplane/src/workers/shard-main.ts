@@ -9,6 +9,7 @@ import { createLogger, type LogLevel } from '../log.js';
 import { ServerBudget } from '../pool/budget.js';
 import { Shard, type ShardBus } from '../shard.js';
 import { EpollLoop } from '../io/epoll-loop.js';
+import { close as closeDescriptor } from '../io/libc.js';
 import type { AdminControl, BudgetMessage, MainToShard, ShardInit, ShardToMain, SlotTable } from './messages.js';
 
 const init = workerData as ShardInit;
@@ -42,7 +43,7 @@ const bus: ShardBus = {
     if (b === undefined) {
       b = new ServerBudget(budgetCells, slot, init.shards, init.index, (sig) => {
         let m: BudgetMessage;
-        if (sig.kind === 'evict') m = { t: 'evict', slot, to: sig.to, count: sig.count };
+        if (sig.kind === 'evict') m = { t: 'evict', slot, from: sig.from, to: sig.to, count: sig.count };
         else if (sig.kind === 'freed') m = { t: 'freed', slot, from: init.index };
         else m = { t: 'defaults', slot, from: init.index, status: sig.status };
         channel.postMessage(m);
@@ -88,6 +89,11 @@ const bus: ShardBus = {
   migrationDone() {
     send({ t: 'migrationDone' });
   },
+  handServer(database, user, to, server) {
+    const slot = slots.get(`${database}\0${user}`);
+    if (slot !== undefined) channel.postMessage({ t: 'server', slot, to, server } satisfies BudgetMessage);
+    else closeDescriptor(server.fd);
+  },
 };
 
 const general = init.config.general;
@@ -102,11 +108,13 @@ channel.onmessage = (ev: unknown) => {
   if (name === undefined) return;
   const [database, user] = name.split('\0');
   if (m.t === 'evict') {
-    if (m.to === init.index) shard.budgetSignal(database, user, m.count);
+    if (m.to === init.index) shard.budgetSignal(database, user, m.count, m.from);
+  } else if (m.t === 'server') {
+    if (m.to === init.index) shard.adoptServer(database, user, m.server);
   } else if (m.from === init.index) {
     return;
   } else if (m.t === 'freed') {
-    shard.budgetSignal(database, user, 0);
+    shard.budgetSignal(database, user, 0, m.from);
   } else {
     shard.learnDefaults(database, user, m.status);
   }
