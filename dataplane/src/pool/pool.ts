@@ -139,7 +139,6 @@ export class Pool {
   adoptServer(s: PoolServer, hasStatements: boolean): void {
     s.poolState = ServerPoolState.Closed;
     s.generation = this.generation;
-    s.lastUsed = this.host.now;
     this.budget.answered();
     if (this.retired) return this.host.closeServer(s, 'pool retired');
     if (!hasStatements) {

@@ -112,6 +112,7 @@ export class ServerConnection implements PoolServer {
     for (const [k, v] of h.status) s.status.set(k, v);
     for (const [k, v] of h.extra) s.extra.set(k, v);
     s.createdAt = host.now - h.ageMs;
+    s.lastUsed = host.now - h.idleMs;
     s.holdsSlot = true;
     return s;
   }
@@ -144,6 +145,7 @@ export class ServerConnection implements PoolServer {
       status: [...this.status],
       extra: [...this.extra],
       ageMs: this.host.now - this.createdAt,
+      idleMs: this.host.now - this.lastUsed,
       hasStatements: this.prepared.size > 0,
     };
     this.state = ServerState.Closed;

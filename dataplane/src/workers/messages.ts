@@ -73,8 +73,9 @@ export interface HandedServer {
   /** Reported parameters, and the unreported ones Doorman set: [lower-case name, value]. */
   status: [string, string][];
   extra: [string, string][];
-  /** For server_lifetime: clocks differ between threads, ages do not. */
+  /** For server_lifetime and server_check_delay: ages, not times, cross threads. */
   ageMs: number;
+  idleMs: number;
   /** It holds statements under the sender's names, which mean nothing to the receiver's registry. */
   hasStatements: boolean;
 }
