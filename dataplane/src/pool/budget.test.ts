@@ -101,3 +101,19 @@ test('owesSlot: a shard at its share leaves a free slot to a waiting shard one o
   b.publishDemand(0);
   assert.equal(a.owesSlot(10, 5), false, 'no demand measured yet: no shares to go by');
 });
+
+test('starving: a shard with clients waiting and no connection; starvingShard picks the one with the most waiting', () => {
+  const cells = new Int32Array(new SharedArrayBuffer(slotStride(3) * 4));
+  const [a, b, c] = [0, 1, 2].map((i) => new ServerBudget(cells, 0, 3, i, () => undefined));
+  a.publish(1, 0, 1);
+  b.publish(0, 2, 1);
+  c.publish(0, 0, 0);
+  assert.equal(a.starving(1), false, 'b waits but holds one');
+  assert.equal(a.starving(2), false, 'c holds none but nobody waits there');
+  assert.equal(a.starvingShard(), -1);
+  c.publish(0, 1, 0);
+  assert.equal(a.starving(2), true);
+  b.publish(0, 5, 0);
+  assert.equal(a.starvingShard(), 1, 'b waits with more clients');
+  assert.equal(b.starvingShard(), 2, 'never itself');
+});

@@ -100,6 +100,31 @@ export class ServerBudget {
     return false;
   }
 
+  /** Connections this shard holds beyond its fair share of `limit` (shares follow the shards' demand). */
+  surplus(limit: number): number {
+    return this.excess(this.shard, limit, this.totalDemand());
+  }
+
+  /** Whether shard `s` has clients waiting and holds no connection: it cannot serve them on its own. */
+  starving(s: number): boolean {
+    const at = this.base + LINE * (1 + s);
+    return this.cells[at + WAITING] > 0 && this.cells[at + HELD] === 0;
+  }
+
+  /** Another shard that is starving (the one with the most clients waiting), or -1. */
+  starvingShard(): number {
+    const c = this.cells;
+    let best = -1;
+    let most = 0;
+    for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
+      if (s !== this.shard && c[at + HELD] === 0 && c[at + WAITING] > most) {
+        best = s;
+        most = c[at + WAITING];
+      }
+    }
+    return best;
+  }
+
   /**
    * The waiting shard a connection this shard is about to reuse should go to, or -1: only while this shard
    * holds at least one more than its share and that shard at least one less, so shares settle instead of

@@ -77,6 +77,11 @@ export class Pool {
     return this.idle.length + this.opening + this.active + this.resetting;
   }
 
+  /** No client of this pool here has or wants a server, and none is being opened. */
+  private get quiet(): boolean {
+    return this.active === 0 && this.waiting === 0 && this.opening === 0;
+  }
+
   get transactionMode(): boolean {
     return this.user.poolMode === 'transaction';
   }
@@ -112,12 +117,15 @@ export class Pool {
   }
 
   /**
-   * Another shard's clients wait: close up to `count` idle ones (the least recently used first). Idle here
-   * means nobody here waits, so they go whatever this shard's share: keeping one until its demand decays
-   * kept a client of a pool_size 1 pool waiting 0.7 s whenever the previous transaction ran on another shard.
+   * Another shard's clients wait: give shard `to` up to `count` idle connections (the least recently used
+   * first) while this shard holds more than its share, or has no client using or wanting one at all, or `to`
+   * holds none. Waiting
+   * for a quiet shard's demand average to decay kept a client of a pool_size 1 pool waiting 0.7 s whenever
+   * the previous transaction ran on the other shard; a busy shard that gave up every idle connection traded
+   * them back and forth thousands of times a second.
    */
   evictIdle(count: number, to: number): void {
-    while (count-- > 0 && this.idle.length > 0) {
+    while (count-- > 0 && this.idle.length > 0 && (this.quiet || this.budget.starving(to) || this.budget.surplus(this.user.poolSize) >= 1)) {
       this.stats.shardEvictions++;
       this.giveAway(this.idle.shift() as PoolServer, to);
     }
@@ -375,6 +383,13 @@ export class Pool {
       this.waiting--;
       this.prepare(s, c);
       this.publish();
+      return;
+    }
+    // Nobody waits here, and another shard's clients wait with no connection at all: it goes there now.
+    const to = this.budget.shards > 1 ? this.budget.starvingShard() : -1;
+    if (to >= 0) {
+      this.stats.shardDonations++;
+      this.giveAway(s, to);
       return;
     }
     s.poolState = ServerPoolState.Idle;
