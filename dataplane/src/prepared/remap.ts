@@ -31,6 +31,7 @@ import { deallocateRest, deallocateTarget, dropsAllTag } from './deallocate.js';
 import { beginTag } from '../session/begin.js';
 import { endsBatch, isSynthetic, ResponseQueue, Slot } from '../session/responses.js';
 import type { Outbox } from '../session/outbox.js';
+import { parseContextOf, type VersionedParams } from '../session/params.js';
 import { isStatementOf, type PreparedStatement, type ServerStatements, type StatementRegistry } from './statements.js';
 
 export type LocalAnswer = { kind: 'prepared' } | { kind: 'begin'; text: string } | { kind: 'end'; tag: 'COMMIT' | 'ROLLBACK' };
@@ -122,7 +123,24 @@ export class StatementRemapper {
   constructor(
     private readonly registry: StatementRegistry,
     private readonly limits: RemapLimits,
+    /** The client's parameters now (the client replaces the map when it resets them). */
+    private readonly wanted: () => VersionedParams,
   ) {}
+
+  private contextOf: VersionedParams | null = null;
+  private contextVersion = -1;
+  private contextKey = '';
+
+  /** The client's parse context (parseContextOf), worked out again only when its parameters change. */
+  private context(): string {
+    const w = this.wanted();
+    if (w !== this.contextOf || w.version !== this.contextVersion) {
+      this.contextKey = parseContextOf(w);
+      this.contextOf = w;
+      this.contextVersion = w.version;
+    }
+    return this.contextKey;
+  }
 
   /**
    * Set at a sync point while earlier name changes are unsettled: PostgreSQL may still skip them after an
@@ -146,7 +164,7 @@ export class StatementRemapper {
   importNames(names: ReadonlyArray<readonly [string | null, Uint8Array]>): void {
     for (const [name, rest] of names) {
       const buf = Buffer.from(rest.buffer, rest.byteOffset, rest.byteLength);
-      this.setName(name, this.registry.lookup(buf, 0, buf.length));
+      this.setName(name, this.registry.lookup(buf, 0, buf.length, this.context()));
     }
   }
 
@@ -285,7 +303,11 @@ export class StatementRemapper {
       }
     }
     const last = this.lastParsed;
-    const st = last !== null && !last.retired && isStatementOf(last, buf, restStart, end) ? last : this.registry.lookup(buf, restStart, end);
+    const context = this.context();
+    const st =
+      last !== null && !last.retired && last.context === context && isStatementOf(last, buf, restStart, end)
+        ? last
+        : this.registry.lookup(buf, restStart, end, context);
     this.lastParsed = st;
     const key = name === '' ? null : name;
     const change: NameChange = { name: key, prev: this.current(key), st, server: false };
@@ -486,7 +508,7 @@ export class StatementRemapper {
       if (end > buf.length) return null;
       const { name, restStart } = readParse(buf, p, end);
       if (name !== '' && (this.named.has(name) || found.some(([n]) => n === name))) return null;
-      const st = this.registry.find(buf, restStart, end);
+      const st = this.registry.find(buf, restStart, end, this.context());
       if (st === undefined || !st.validated) return null;
       found.push([name === '' ? null : name, st]);
       p = end;

@@ -37,6 +37,19 @@ test('one statement per (query text, parameter types), whatever the client calls
   assert.deepEqual(sa.parse.subarray(reparsed.restStart), a.buf.subarray(a.restStart));
 });
 
+test('the same text under another parse context is another statement', () => {
+  const r = new StatementRegistry(100);
+  const a = parseMsg('s1', 'select * from t');
+  const here = r.lookup(a.buf, a.restStart, a.buf.length, 'search_path=a\0');
+  const there = r.lookup(a.buf, a.restStart, a.buf.length, 'search_path=b\0');
+  assert.notEqual(here.name, there.name);
+  assert.equal(r.lookup(a.buf, a.restStart, a.buf.length, 'search_path=a\0'), here);
+  assert.equal(r.find(a.buf, a.restStart, a.buf.length, 'search_path=b\0'), there);
+  assert.equal(r.find(a.buf, a.restStart, a.buf.length), undefined);
+  r.retire(here);
+  assert.equal(r.find(a.buf, a.restStart, a.buf.length, 'search_path=b\0'), there, 'retiring one context leaves the other');
+});
+
 test('a retired statement keeps its name; the next Parse of its text gets a new one', () => {
   const r = new StatementRegistry(100);
   const a = parseMsg('s1', 'select * from t');

@@ -10,6 +10,8 @@ import { deallocateTarget, dropsAllTag } from './deallocate.js';
 export interface PreparedStatement {
   /** Name on every server connection of the pool that holds it. */
   readonly name: string;
+  /** The parameters it is parsed under (session/params.ts parseContextOf): clients share it only under the same. */
+  readonly context: string;
   /** The Parse message under `name`, sent to a server that does not hold it yet. */
   readonly parse: Buffer;
   /** Where the query text and parameter types begin in `parse`. */
@@ -89,15 +91,15 @@ export class StatementRegistry {
     return this.byKey.size;
   }
 
-  /** The statement already registered for this query text and parameter types, if any. */
-  find(buf: Buffer, restStart: number, end: number): PreparedStatement | undefined {
-    return this.byKey.get(buf.toString('latin1', restStart, end));
+  /** The statement already registered for this query text and parameter types under `context`, if any. */
+  find(buf: Buffer, restStart: number, end: number, context = ''): PreparedStatement | undefined {
+    return this.byKey.get(keyOf(buf.toString('latin1', restStart, end), context));
   }
 
-  /** The statement for a Parse whose query text and parameter types are buf[restStart, end). */
-  lookup(buf: Buffer, restStart: number, end: number): PreparedStatement {
+  /** The statement for a Parse whose query text and parameter types are buf[restStart, end), under `context`. */
+  lookup(buf: Buffer, restStart: number, end: number, context = ''): PreparedStatement {
     // latin1 maps bytes 1:1, so the key is exact for any client encoding and cheap to build.
-    const key = buf.toString('latin1', restStart, end);
+    const key = keyOf(buf.toString('latin1', restStart, end), context);
     let st = this.byKey.get(key);
     if (st === undefined) {
       const name = `DOORMAN_${nextStatement++}`;
@@ -107,6 +109,7 @@ export class StatementRegistry {
       const parse = buildParse(name, buf.subarray(restStart, end));
       st = {
         name,
+        context,
         parse,
         restAt: parse.length - (end - restStart),
         nameZ: cstring(name),
@@ -133,9 +136,17 @@ export class StatementRegistry {
    */
   retire(st: PreparedStatement): void {
     st.retired = true;
-    const key = st.parse.toString('latin1', st.restAt);
+    const key = keyOf(st.parse.toString('latin1', st.restAt), st.context);
     if (this.byKey.get(key) === st) this.byKey.delete(key);
   }
+}
+
+/**
+ * A registry key. The rest of a Parse (text, NUL, parameter count, types) reads unambiguously on its own,
+ * so whatever follows it cannot make two keys collide.
+ */
+function keyOf(rest: string, context: string): string {
+  return context === '' ? rest : `${rest}\0${context}`;
 }
 
 /** The longest query text and parameter types compared byte by byte in JavaScript; longer ones go to memcmp. */

@@ -618,10 +618,14 @@ export class ClientConnection implements PoolClient {
   private ensureRemapper(): void {
     const pool = this.pool!;
     if (this.remapper === null && pool.transactionMode && this.host.general.preparedStatements) {
-      this.remapper = new StatementRemapper(pool.statements, {
-        maxPerServer: this.host.general.maxPreparedStatements,
-        maxPerClient: this.host.general.preparedStatementsCacheSize,
-      });
+      this.remapper = new StatementRemapper(
+        pool.statements,
+        {
+          maxPerServer: this.host.general.maxPreparedStatements,
+          maxPerClient: this.host.general.preparedStatementsCacheSize,
+        },
+        () => this.wanted,
+      );
     }
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agreement, applySync, parseOptions, reportedName, sharedParams, startupParameters, syncQuery, syncQueryFor, VersionedParams } from './params.js';
+import { Agreement, applySync, parseContextOf, parseOptions, reportedName, sharedParams, startupParameters, syncQuery, syncQueryFor, VersionedParams } from './params.js';
 
 test('parseOptions reads -c and -- settings with escaped spaces', () => {
   const m = parseOptions('-c geqo=off --search_path=a\\ b   -cstatement_timeout=5s');
@@ -144,4 +144,12 @@ test('sharedParams is bounded: past its limit it starts again instead of growing
   const first = sharedParams(new Map([['application_name', 'bounded-0']]));
   for (let i = 1; i <= 1024; i++) sharedParams(new Map([['application_name', `bounded-${i}`]]));
   assert.notEqual(sharedParams(new Map([['application_name', 'bounded-0']])), first);
+});
+
+test('parseContextOf: only the parameters that change how a text parses, in a fixed order', () => {
+  const a = new Map([['application_name', 'one'], ['search_path', 'app'], ['timezone', 'UTC']]);
+  const b = new Map([['timezone', 'UTC'], ['search_path', 'app'], ['application_name', 'two'], ['extra_float_digits', '3']]);
+  assert.equal(parseContextOf(a), parseContextOf(b));
+  assert.notEqual(parseContextOf(a), parseContextOf(new Map([['search_path', 'other'], ['timezone', 'UTC']])));
+  assert.equal(parseContextOf(new Map([['application_name', 'x']])), '');
 });

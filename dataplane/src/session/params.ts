@@ -256,6 +256,23 @@ export function syncQueryFor(wanted: VersionedParams, status: VersionedParams, e
   return q;
 }
 
+/**
+ * Parameters that change what a statement's text means when PostgreSQL parses it: how its bytes decode,
+ * which schema a name resolves in, how a literal reads. Statements are shared between clients only under
+ * equal values (application_name and the like do not matter).
+ */
+const PARSE_CONTEXT = ['client_encoding', 'datestyle', 'intervalstyle', 'search_path', 'standard_conforming_strings', 'timezone'];
+
+/** The values of `wanted` that PostgreSQL parses a statement under, as one string: equal strings, equal meaning. */
+export function parseContextOf(wanted: ParamMap): string {
+  let out = '';
+  for (const k of PARSE_CONTEXT) {
+    const v = wanted.get(k);
+    if (v !== undefined) out += `${k}=${v}\0`;
+  }
+  return out;
+}
+
 /** After a sync query succeeds the server holds the client's unreported values (reported ones arrive as ParameterStatus). */
 export function applySync(wanted: ParamMap, extra: ParamMap): void {
   extra.clear();

@@ -795,6 +795,31 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
     );
   });
 
+  test('clients with another search_path in their startup options share no statement: one server, one text, each its own table', async () => {
+    const s = servers();
+    await s.pg.query(`CREATE SCHEMA other AUTHORIZATION ${ROLE_B}; CREATE TABLE other.t (x int, y int); INSERT INTO other.t VALUES (1, 2); ALTER TABLE other.t OWNER TO ${ROLE_B};`, DB);
+    const turn = async (c: RawClient, name: string): Promise<string[]> => c.exchange([fe.parse(name, 'select * from t'), ...run(name)]);
+    for (const port of [s.pg.port, s.doorman.port]) {
+      const own = await RawClient.connect(port, ROLE_B, DB);
+      const other = await RawClient.connect(port, ROLE_B, DB, { options: '-c search_path=other' });
+      try {
+        // pool_size 1: both clients' transactions run on the one server connection.
+        assert.deepEqual(
+          [...(await turn(own, 'q')), ...(await turn(other, 'q')), ...(await turn(own, 'again')), ...(await turn(other, 'again'))],
+          [
+            ...['1', '2', `D row of ${ROLE_B}`, 'C SELECT 1', 'Z I'],
+            ...['1', '2', 'D 1|2', 'C SELECT 1', 'Z I'],
+            ...['1', '2', `D row of ${ROLE_B}`, 'C SELECT 1', 'Z I'],
+            ...['1', '2', 'D 1|2', 'C SELECT 1', 'Z I'],
+          ],
+          port === s.pg.port ? 'direct PostgreSQL' : 'through Doorman',
+        );
+      } finally {
+        await Promise.all([own.end(), other.end()]);
+      }
+    }
+  });
+
   test(`${MAX_PREPARED_KEY}: ${EVICTION_LIMIT}: 10 statements cycling over 2 servers; no server holds more than ${EVICTION_LIMIT}`, async () => {
     assert.ok(evicting, `Doorman with ${MAX_PREPARED_KEY}: ${EVICTION_LIMIT} did not start: ${evictingError}`);
     const port = evicting.port;
