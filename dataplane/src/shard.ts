@@ -36,9 +36,8 @@ import type { MigratedClient } from './upgrade/messages.js';
 import { dupDescriptor, dupSocketDescriptor } from './workers/fd.js';
 import type { EpollLoop } from './io/epoll-loop.js';
 import { RawSocket } from './io/raw-socket.js';
-import { close as closeDescriptor } from './io/libc.js';
 import type { ByteSocket } from './session/byte-socket.js';
-import { ownerShard, SHARD_BITS, type HandedServer, type ShardControl } from './workers/messages.js';
+import { ownerShard, SHARD_BITS, type ShardControl } from './workers/messages.js';
 import { E } from './errors.js';
 import type { LogLevel } from './log.js';
 import { PoolStats } from './stats/pool-stats.js';
@@ -70,8 +69,6 @@ export interface ShardBus {
   migrate(fd: number, client: MigratedClient): void;
   /** Binary upgrade: this shard has no client left. */
   migrationDone(): void;
-  /** An idle server connection of pool (database, user) for shard `to`. */
-  handServer(database: string, user: string, to: number, server: HandedServer): void;
 }
 
 export class Shard implements SessionHost, PoolHost, SnapshotSource {
@@ -282,35 +279,6 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     if (p === undefined) return;
     if (evict > 0) p.evictIdle(evict, from);
     else p.slotFreed();
-  }
-
-  handOver(ps: PoolServer, to: number): boolean {
-    const s = ps as ServerConnection;
-    if (this.shuttingDown) return false;
-    const h = s.handOver();
-    if (h === null) return false;
-    this.bus.handServer(s.pool.db.name, s.pool.user.username, to, h);
-    this.log.info({ server: s.id, pool: s.pool.name, pid: s.processId, to }, 'server handed to another worker');
-    return true;
-  }
-
-  /** Another shard handed over an idle server connection of pool (database, user). */
-  adoptServer(database: string, user: string, h: HandedServer): void {
-    const pool = this.pools.get(database)?.get(user);
-    if (pool === undefined || this.io === null || this.shuttingDown) {
-      // The pool is gone here (a reload in between) or the shard stops: the connection and its slot go.
-      closeDescriptor(h.fd);
-      try {
-        this.bus.budget(database, user).release();
-      } catch {
-        // No slot left for the pool either: nothing counts the connection any more.
-      }
-      return;
-    }
-    const s = ServerConnection.adopted(pool, this, this.creds.get(pool)!.server, this.io, h);
-    this.servers.add(s);
-    this.log.info({ server: s.id, pool: pool.name, pid: s.processId }, 'server taken over from another worker');
-    pool.adoptServer(s, h.hasStatements);
   }
 
   credentials(pool: Pool): UserCredentials {

@@ -251,25 +251,6 @@ test('toNodeSocket hands the connection to a Node socket without closing it', as
   close();
 });
 
-test('detach lets go of the descriptor open and silent; a new RawSocket on it reads what arrived meanwhile', async () => {
-  const { peer, raw, reader: first, close } = await pair();
-  let events = 0;
-  raw.on('close', () => events++);
-  first.onChunk = () => events++;
-  const fd = raw.detach();
-  peer.write('sent while in transit');
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.equal(events, 0, 'the detached socket reports nothing');
-  const reader = new SocketReader();
-  const got = new Promise<string>((resolve) => (reader.onChunk = (chunk) => resolve(String(chunk))));
-  const again = new RawSocket(fd, loop!, reader, raw.remoteAddress, raw.remotePort);
-  assert.equal(await got, 'sent while in transit');
-  again.write(Buffer.from('answer'));
-  assert.equal(String((await once(peer, 'data'))[0]), 'answer');
-  again.destroy();
-  close();
-});
-
 test('while the loop waits, libuv still runs timers and Node sockets', async () => {
   const { peer, raw, reader, close } = await pair();
   const started = Date.now();

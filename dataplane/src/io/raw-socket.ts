@@ -176,19 +176,14 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
     return new net.Socket({ fd, readable: true, writable: true });
   }
 
-  /** Lets go of the descriptor without closing it (another shard's loop takes it over): no 'close' follows. */
-  detach(): number {
+  private release(): void {
     this.destroyed = true;
     this.writable = false;
     this.readyState = 'closed';
     if (this.registered !== -1) this.loop.remove(this.fd);
+    close(this.fd);
     this.queue.length = 0;
     this.writableLength = 0;
-    return this.fd;
-  }
-
-  private release(): void {
-    close(this.detach());
   }
 
   private readOnce(): void {

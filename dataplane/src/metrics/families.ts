@@ -129,8 +129,8 @@ export function createMetrics(sample: () => MetricsSample): DoormanMetrics {
   perPool('doorman_pool_prepared_hits_total', 'Prepared statements a server already held.', 'counter', (t) => t.preparedHits);
   perPool('doorman_pool_prepared_misses_total', 'Prepared statements prepared on a server.', 'counter', (t) => t.preparedMisses);
   perPool('doorman_pool_prepared_evictions_total', 'Prepared statements closed on a server to make room.', 'counter', (t) => t.preparedEvictions);
-  perPool('doorman_pool_shard_donations_total', 'Server connections given up at check-in to a worker whose clients wait (handed over, or closed so it could open one).', 'counter', (t) => t.shardDonations);
-  perPool('doorman_pool_shard_evictions_total', 'Idle server connections given up at another worker\'s request (handed over, or closed so it could open one).', 'counter', (t) => t.shardEvictions);
+  perPool('doorman_pool_shard_donations_total', 'Server connections closed at check-in so a worker whose clients wait could open one.', 'counter', (t) => t.shardDonations);
+  perPool('doorman_pool_shard_evictions_total', 'Idle server connections closed at another worker\'s request.', 'counter', (t) => t.shardEvictions);
   add('doorman_pool_errors_total', 'Errors PostgreSQL sent to clients, by SQLSTATE class.', 'counter', (s) =>
     s.snap.stats.flatMap((st) => Object.entries(st.errors).map(([cls, n]) => ({ labels: { ...poolLabels(st), sqlstate_class: cls }, value: n }))),
   );

@@ -10,11 +10,6 @@ export interface PoolHost {
   createServer(pool: Pool): PoolServer;
   /** Closes a server connection; its close reaches the pool through serverGone(). */
   closeServer(s: PoolServer, reason: string): void;
-  /**
-   * Gives an idle server connection to shard `to`, which uses it for its own clients of the same pool: true
-   * when it left (the slot goes with it), false when it cannot move and must be closed instead.
-   */
-  handOver(s: PoolServer, to: number): boolean;
   /** Closes every server connection of `pool` now, busy ones included. */
   closeServers(pool: Pool, reason: string): void;
 }

@@ -117,46 +117,24 @@ export class Pool {
   }
 
   /**
-   * Another shard's clients wait: give shard `to` up to `count` idle connections (the least recently used
-   * first) while this shard holds more than its share, or has no client using or wanting one at all, or `to`
-   * holds none. Waiting
-   * for a quiet shard's demand average to decay kept a client of a pool_size 1 pool waiting 0.7 s whenever
-   * the previous transaction ran on the other shard; a busy shard that gave up every idle connection traded
-   * them back and forth thousands of times a second.
+   * Another shard's clients wait: close up to `count` idle connections (the least recently used first) so
+   * that shard `to` can open them, while this shard holds more than its share, or has no client using or
+   * wanting one at all, or `to` holds none. Waiting for a quiet shard's demand average to decay kept a
+   * client of a pool_size 1 pool waiting 0.7 s whenever the previous transaction ran on the other shard; a
+   * busy shard that gave up every idle connection reconnected them over and over.
    */
   evictIdle(count: number, to: number): void {
     while (count-- > 0 && this.idle.length > 0 && (this.quiet || this.budget.starving(to) || this.budget.surplus(this.user.poolSize) >= 1)) {
       this.stats.shardEvictions++;
-      this.giveAway(this.idle.shift() as PoolServer, to);
+      this.giveAway(this.idle.shift() as PoolServer);
     }
     this.publish();
   }
 
-  /** `s`, idle and out of every list, goes to shard `to`: handed over, or closed so that `to` can open one. */
-  private giveAway(s: PoolServer, to: number): void {
+  /** `s`, idle and out of every list, is closed so that a waiting shard can open one in its slot. */
+  private giveAway(s: PoolServer): void {
     s.poolState = ServerPoolState.Closed;
-    if (this.host.handOver(s, to)) {
-      s.holdsSlot = false;
-      this.publish();
-      return;
-    }
     this.host.closeServer(s, 'closed for a waiting client of another worker');
-  }
-
-  /** An idle connection another shard handed over for the clients waiting here. */
-  adoptServer(s: PoolServer, hasStatements: boolean): void {
-    s.poolState = ServerPoolState.Closed;
-    s.generation = this.generation;
-    this.budget.answered();
-    if (this.retired) return this.host.closeServer(s, 'pool retired');
-    if (!hasStatements) {
-      this.offer(s);
-      return;
-    }
-    // Its statements carry the other shard's names: drop them before this shard's registry names any.
-    s.dirty = Dirty.Prepared;
-    this.enter(s, ServerPoolState.Resetting);
-    s.runInternal(['DEALLOCATE ALL'], (ok) => this.resetDone(s, ok));
   }
 
   /** Another shard released a slot while clients here may be waiting. */
@@ -364,11 +342,10 @@ export class Pool {
   private reuse(s: PoolServer): void {
     const now = this.host.now;
     if (this.budget.shards > 1 && now !== this.lastDonation) {
-      const to = this.budget.donateTo(this.user.poolSize);
-      if (to >= 0) {
+      if (this.budget.donateTo(this.user.poolSize) >= 0) {
         this.lastDonation = now;
         this.stats.shardDonations++;
-        this.giveAway(s, to);
+        this.giveAway(s);
         return;
       }
     }
@@ -385,11 +362,10 @@ export class Pool {
       this.publish();
       return;
     }
-    // Nobody waits here, and another shard's clients wait with no connection at all: it goes there now.
-    const to = this.budget.shards > 1 ? this.budget.starvingShard() : -1;
-    if (to >= 0) {
+    // Nobody waits here, and another shard's clients wait with no connection at all: its slot goes there now.
+    if (this.budget.shards > 1 && this.budget.starvingShard() >= 0) {
       this.stats.shardDonations++;
-      this.giveAway(s, to);
+      this.giveAway(s);
       return;
     }
     s.poolState = ServerPoolState.Idle;

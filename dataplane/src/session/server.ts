@@ -25,8 +25,6 @@ import { SocketReader, type ReadingSocketOptions } from './socket-reader.js';
 import type { ByteSocket } from './byte-socket.js';
 import type { Outbox } from './outbox.js';
 import { RawSocket } from '../io/raw-socket.js';
-import type { EpollLoop } from '../io/epoll-loop.js';
-import type { HandedServer } from '../workers/messages.js';
 import { dupSocketDescriptor } from '../workers/fd.js';
 
 export const enum ServerState {
@@ -66,7 +64,7 @@ export class ServerConnection implements PoolServer {
   readonly agreement = new Agreement();
   readonly startupStatus: [string, string][] = [];
   readonly prepared = new ServerStatements();
-  createdAt: number;
+  readonly createdAt: number;
   lastUsed: number;
   dirty = 0;
   txStatus: number = TxStatus.Idle;
@@ -97,61 +95,6 @@ export class ServerConnection implements PoolServer {
     this.framer = new Framer({ maxMessageSize: host.general.maxMessageSize, streamable: BACKEND_STREAMABLE, streamThreshold: 64 * 1024 });
     this.nodeSocket = new net.Socket({ onread: this.reader.options } as ReadingSocketOptions);
     this.socket = this.nodeSocket;
-  }
-
-  /** A connection another shard logged in and handed over idle (see handOver). */
-  static adopted(pool: Pool, host: SessionHost, creds: ServerCredentials, io: EpollLoop, h: HandedServer): ServerConnection {
-    const s = new ServerConnection(pool, host, creds);
-    s.nodeSocket.destroy();
-    s.socket = new RawSocket(h.fd, io, s.reader, s.unixSocket ? undefined : pool.db.serverHost, s.unixSocket ? undefined : pool.db.serverPort);
-    s.bindSocket(s.socket);
-    s.state = ServerState.Ready;
-    s.processId = h.processId;
-    s.secretKey = h.secretKey;
-    for (const kv of h.startupStatus) s.startupStatus.push(kv);
-    for (const [k, v] of h.status) s.status.set(k, v);
-    for (const [k, v] of h.extra) s.extra.set(k, v);
-    s.createdAt = host.now - h.ageMs;
-    s.lastUsed = host.now - h.idleMs;
-    s.holdsSlot = true;
-    return s;
-  }
-
-  /**
-   * Lets go of an idle connection so that another shard can use it: the descriptor leaves this shard's loop
-   * open, and nothing of the connection is left here (no close, no pool notice). null when it is not idle
-   * at the protocol level, or not on this shard's loop (TLS, Node sockets): it is closed instead.
-   */
-  handOver(): HandedServer | null {
-    const sock = this.socket;
-    if (
-      !(sock instanceof RawSocket) ||
-      this.state !== ServerState.Ready ||
-      this.client !== null ||
-      this.reservedFor !== null ||
-      this.internalLeft > 0 ||
-      this.cancelsInFlight > 0 ||
-      this.txStatus !== TxStatus.Idle ||
-      sock.writableLength > 0 ||
-      !this.framer.idle
-    ) {
-      return null;
-    }
-    const h: HandedServer = {
-      fd: sock.detach(),
-      processId: this.processId,
-      secretKey: this.secretKey,
-      startupStatus: this.startupStatus.map(([k, v]) => [k, v]),
-      status: [...this.status],
-      extra: [...this.extra],
-      ageMs: this.host.now - this.createdAt,
-      idleMs: this.host.now - this.lastUsed,
-      hasStatements: this.prepared.size > 0,
-    };
-    this.state = ServerState.Closed;
-    this.closedNotified = true;
-    this.host.serverClosed(this);
-    return h;
   }
 
   /** Read through a getter so that narrowing on `state` does not hide changes made by callbacks. */

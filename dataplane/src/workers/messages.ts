@@ -60,30 +60,9 @@ export type ShardToMain =
   /** After 'shutdown': every connection of this shard is gone. */
   | { t: 'exited' };
 
-/**
- * An idle server connection one shard hands to another (same process, so the descriptor stays valid): what
- * the receiver needs to use it as if it had logged in itself.
- */
-export interface HandedServer {
-  fd: number;
-  /** Its BackendKeyData, for cancel requests. */
-  processId: number;
-  secretKey: number;
-  startupStatus: [string, string][];
-  /** Reported parameters, and the unreported ones Doorman set: [lower-case name, value]. */
-  status: [string, string][];
-  extra: [string, string][];
-  /** For server_lifetime and server_check_delay: ages, not times, cross threads. */
-  ageMs: number;
-  idleMs: number;
-  /** It holds statements under the sender's names, which mean nothing to the receiver's registry. */
-  hasStatements: boolean;
-}
-
 /** Shard-to-shard, over a BroadcastChannel: every shard hears it; `to` picks one. */
 export type BudgetMessage =
   | { t: 'evict'; slot: number; from: number; to: number; count: number }
-  | { t: 'server'; slot: number; to: number; server: HandedServer }
   | { t: 'freed'; slot: number; from: number }
   | { t: 'defaults'; slot: number; from: number; status: [string, string][] };
 

@@ -9,7 +9,6 @@ import { createLogger, type LogLevel } from '../log.js';
 import { ServerBudget } from '../pool/budget.js';
 import { Shard, type ShardBus } from '../shard.js';
 import { EpollLoop } from '../io/epoll-loop.js';
-import { close as closeDescriptor } from '../io/libc.js';
 import type { AdminControl, BudgetMessage, MainToShard, ShardInit, ShardToMain, SlotTable } from './messages.js';
 
 const init = workerData as ShardInit;
@@ -89,11 +88,6 @@ const bus: ShardBus = {
   migrationDone() {
     send({ t: 'migrationDone' });
   },
-  handServer(database, user, to, server) {
-    const slot = slots.get(`${database}\0${user}`);
-    if (slot !== undefined) channel.postMessage({ t: 'server', slot, to, server } satisfies BudgetMessage);
-    else closeDescriptor(server.fd);
-  },
 };
 
 const general = init.config.general;
@@ -109,8 +103,6 @@ channel.onmessage = (ev: unknown) => {
   const [database, user] = name.split('\0');
   if (m.t === 'evict') {
     if (m.to === init.index) shard.budgetSignal(database, user, m.count, m.from);
-  } else if (m.t === 'server') {
-    if (m.to === init.index) shard.adoptServer(database, user, m.server);
   } else if (m.from === init.index) {
     return;
   } else if (m.t === 'freed') {
