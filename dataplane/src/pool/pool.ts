@@ -77,11 +77,6 @@ export class Pool {
     return this.idle.length + this.opening + this.active + this.resetting;
   }
 
-  /** No client of this pool here has or wants a server, and none is being opened. */
-  private get quiet(): boolean {
-    return this.active === 0 && this.waiting === 0 && this.opening === 0;
-  }
-
   get transactionMode(): boolean {
     return this.user.poolMode === 'transaction';
   }
@@ -118,13 +113,12 @@ export class Pool {
 
   /**
    * Another shard's clients wait: close up to `count` idle connections (the least recently used first) so
-   * that shard `to` can open them, while this shard holds more than its share, or has no client using or
-   * wanting one at all, or `to` holds none. Waiting for a quiet shard's demand average to decay kept a
-   * client of a pool_size 1 pool waiting 0.7 s whenever the previous transaction ran on the other shard; a
-   * busy shard that gave up every idle connection reconnected them over and over.
+   * that shard `to` can open them, while this shard holds more than its share or `to` holds none at all.
+   * Waiting for this shard's demand average to decay kept a client of a pool_size 1 pool waiting 0.7 s
+   * whenever the previous transaction ran on the other shard.
    */
   evictIdle(count: number, to: number): void {
-    while (count-- > 0 && this.idle.length > 0 && (this.quiet || this.budget.starving(to) || this.budget.surplus(this.user.poolSize) >= 1)) {
+    while (count-- > 0 && this.idle.length > 0 && (this.budget.starving(to) || this.budget.surplus(this.user.poolSize) >= 1)) {
       this.stats.shardEvictions++;
       this.giveAway(this.idle.shift() as PoolServer);
     }
