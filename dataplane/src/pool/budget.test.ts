@@ -57,31 +57,31 @@ test('askForIdle asks the shard with idle connections, once until answered or 50
   ]);
 });
 
-test('shares follow demand: donateTo only from a shard above its share to a waiting one below it', () => {
+test('shares follow demand: shouldDonate only from a shard above its share to a waiting one below it', () => {
   const { a, b } = pair();
   a.publish(0, 0, 5);
   b.publish(0, 0, 5);
   a.publishDemand(8);
   b.publishDemand(8);
-  assert.equal(a.donateTo(10), -1, 'nobody waits');
+  assert.equal(a.shouldDonate(10), false, 'nobody waits');
   b.publish(0, 3, 5);
-  assert.equal(a.donateTo(10), -1, 'b waits, but both hold their share');
+  assert.equal(a.shouldDonate(10), false, 'b waits, but both hold their share');
   // a holds 7 of 10 with the same demand as b (holding 3): a gives one up.
   a.publish(0, 0, 7);
   b.publish(0, 4, 3);
-  assert.equal(a.donateTo(10), 1);
+  assert.equal(a.shouldDonate(10), true);
   // Demand moved to a (12 vs 4): its share is 7.5, so it keeps its 7.
   a.publishDemand(12);
   b.publishDemand(4);
-  assert.equal(a.donateTo(10), -1);
+  assert.equal(a.shouldDonate(10), false);
   // 6 / 4 with equal demand settles at 5 / 5; 6 / 5 leaves b within one of its share: keep.
   a.publishDemand(8);
   b.publishDemand(8);
   a.publish(0, 5, 6);
   b.publish(0, 5, 4);
-  assert.equal(a.donateTo(10), 1);
+  assert.equal(a.shouldDonate(10), true);
   b.publish(0, 5, 5);
-  assert.equal(a.donateTo(10), -1);
+  assert.equal(a.shouldDonate(10), false);
 });
 
 test('owesSlot: a shard at its share leaves a free slot to a waiting shard one or more below its share', () => {
@@ -102,7 +102,7 @@ test('owesSlot: a shard at its share leaves a free slot to a waiting shard one o
   assert.equal(a.owesSlot(10, 5), false, 'no demand measured yet: no shares to go by');
 });
 
-test('starving: a shard with clients waiting and no connection; starvingShard picks the one with the most waiting', () => {
+test('starving: a shard with clients waiting and no connection; othersStarving never counts the asking shard', () => {
   const cells = new Int32Array(new SharedArrayBuffer(slotStride(3) * 4));
   const [a, b, c] = [0, 1, 2].map((i) => new ServerBudget(cells, 0, 3, i, () => undefined));
   a.publish(1, 0, 1);
@@ -110,10 +110,9 @@ test('starving: a shard with clients waiting and no connection; starvingShard pi
   c.publish(0, 0, 0);
   assert.equal(a.starving(1), false, 'b waits but holds one');
   assert.equal(a.starving(2), false, 'c holds none but nobody waits there');
-  assert.equal(a.starvingShard(), -1);
+  assert.equal(a.othersStarving(), false);
   c.publish(0, 1, 0);
   assert.equal(a.starving(2), true);
-  b.publish(0, 5, 0);
-  assert.equal(a.starvingShard(), 1, 'b waits with more clients');
-  assert.equal(b.starvingShard(), 2, 'never itself');
+  assert.equal(a.othersStarving(), true);
+  assert.equal(c.othersStarving(), false, 'never itself');
 });

@@ -34,7 +34,7 @@ export function slotStride(shards: number): number {
 }
 
 export type BudgetSignal =
-  /** Ask shard `to` to give up to `count` idle connections of this slot to shard `from`. */
+  /** Ask shard `to` to close up to `count` idle connections of this slot, for shard `from`. */
   | { kind: 'evict'; from: number; to: number; count: number }
   /** A slot came free while another shard had waiters. */
   | { kind: 'freed' }
@@ -111,34 +111,29 @@ export class ServerBudget {
     return this.cells[at + WAITING] > 0 && this.cells[at + HELD] === 0;
   }
 
-  /** Another shard that is starving (the one with the most clients waiting), or -1. */
-  starvingShard(): number {
+  /** Whether another shard is starving (see starving). */
+  othersStarving(): boolean {
     const c = this.cells;
-    let best = -1;
-    let most = 0;
     for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
-      if (s !== this.shard && c[at + HELD] === 0 && c[at + WAITING] > most) {
-        best = s;
-        most = c[at + WAITING];
-      }
+      if (s !== this.shard && c[at + HELD] === 0 && c[at + WAITING] > 0) return true;
     }
-    return best;
+    return false;
   }
 
   /**
-   * The waiting shard a connection this shard is about to reuse should go to, or -1: only while this shard
-   * holds at least one more than its share and that shard at least one less, so shares settle instead of
-   * flapping.
+   * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one:
+   * only while this shard holds at least one more than its share and a waiting shard at least one less,
+   * so shares settle instead of flapping.
    */
-  donateTo(limit: number): number {
-    if (!this.othersWaiting()) return -1;
+  shouldDonate(limit: number): boolean {
+    if (!this.othersWaiting()) return false;
     const total = this.totalDemand();
-    if (this.excess(this.shard, limit, total) < 1) return -1;
+    if (this.excess(this.shard, limit, total) < 1) return false;
     const c = this.cells;
     for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
-      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return s;
+      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
     }
-    return -1;
+    return false;
   }
 
   /**

@@ -336,7 +336,7 @@ export class Pool {
   private reuse(s: PoolServer): void {
     const now = this.host.now;
     if (this.budget.shards > 1 && now !== this.lastDonation) {
-      if (this.budget.donateTo(this.user.poolSize) >= 0) {
+      if (this.budget.shouldDonate(this.user.poolSize)) {
         this.lastDonation = now;
         this.stats.shardDonations++;
         this.giveAway(s);
@@ -357,7 +357,7 @@ export class Pool {
       return;
     }
     // Nobody waits here, and another shard's clients wait with no connection at all: its slot goes there now.
-    if (this.budget.shards > 1 && this.budget.starvingShard() >= 0) {
+    if (this.budget.shards > 1 && this.budget.othersStarving()) {
       this.stats.shardDonations++;
       this.giveAway(s);
       return;
