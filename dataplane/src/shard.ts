@@ -487,7 +487,13 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     if (maintenance) {
       // Doorman's own queries (health check, parameter sync, reset) are short: one that hangs means a dead server.
       const bound = Math.max(this.general.connectTimeout, 1000);
-      for (const s of this.servers) if (s.internalOverdue(this.now, bound)) s.close('the server did not answer a health check, sync or reset in time');
+      for (const s of this.servers) {
+        if (s.internalOverdue(this.now, bound)) s.close('the server did not answer a health check, sync or reset in time');
+        else if (s.lost) {
+          this.log.error({ server: s.id, pid: s.processId, pool: s.pool.name, poolState: s.poolState }, 'a server connection was lost by its pool; closed so that its slot is free again');
+          s.close('lost by its pool');
+        }
+      }
       for (const c of this.clients) {
         if (c.state <= ClientState.Auth && this.now - c.startedAt > LOGIN_TIMEOUT_MS) c.close();
       }

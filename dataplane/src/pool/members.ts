@@ -63,3 +63,25 @@ export interface PoolClient {
   failWait(def: ErrorDef, message: string, detail?: string): void;
   failWithServerError(error: ErrorInfo): void;
 }
+
+/** What decides whether the pool has lost track of an open server connection (see lostByPool). */
+export interface ServerUse {
+  readonly poolState: ServerPoolState;
+  /** Logged in and not closing. */
+  readonly ready: boolean;
+  /** A health check, sync or reset of Doorman's own is running on it. */
+  readonly runningInternal: boolean;
+  readonly cancelsInFlight: number;
+  /** A client is attached to it, or the pool reserved it for one. */
+  readonly claimed: boolean;
+}
+
+/**
+ * Logged in, outside the idle list, yet nobody uses it and nothing of Doorman's runs on it. Every
+ * transition that takes a connection out of the idle list hands it on in the same call, so only a
+ * fault in Doorman's own code (an exception between two steps) leaves one like this; its slot would
+ * count against the cap for good.
+ */
+export function lostByPool(s: ServerUse): boolean {
+  return s.ready && s.poolState !== ServerPoolState.Idle && !s.runningInternal && s.cancelsInFlight === 0 && !s.claimed;
+}

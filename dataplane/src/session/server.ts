@@ -14,7 +14,7 @@ import { AuthCode, BackendCode, BACKEND_STREAMABLE, TxStatus } from '../protocol
 import { readAuthentication, readBackendKeyData, readErrorFields, readParameterStatus, type ErrorInfo } from '../protocol/backend.js';
 import { cancelRequest, passwordMessage, query, saslInitialResponse, saslResponse, sslRequest, startupMessage, TERMINATE } from '../protocol/frontend.js';
 import type { Pool } from '../pool/pool.js';
-import { ServerPoolState, type PoolServer } from '../pool/members.js';
+import { lostByPool, ServerPoolState, type PoolServer } from '../pool/members.js';
 import { Agreement, isReported, VersionedParams } from './params.js';
 import { dirtyAfterCommand, resetsParameters } from './reset.js';
 import { ServerStatements } from '../prepared/statements.js';
@@ -132,8 +132,15 @@ export class ServerConnection implements PoolServer {
   }
 
   private bindSocket(s: ByteSocket): void {
-    if (this.tls) s.on('data', (chunk: Buffer) => this.onData(chunk));
-    else this.reader.onChunk = (chunk: Buffer) => this.onData(chunk);
+    const onChunk = (chunk: Buffer): void => {
+      try {
+        this.onData(chunk);
+      } catch (err) {
+        this.internalFault(err);
+      }
+    };
+    if (this.tls) s.on('data', onChunk);
+    else this.reader.onChunk = onChunk;
     s.on('error', (err: NodeJS.ErrnoException) => {
       // A certificate PostgreSQL presents that fails verification will fail every retry: tell the waiters now.
       if (this.state !== ServerState.Ready) this.loginFailed(err.message, this.tls && CERTIFICATE_ERRORS.test(err.code ?? ''));
@@ -418,6 +425,17 @@ export class ServerConnection implements PoolServer {
     }
   }
 
+  /** Open, yet in no pool list and used by nobody: see lostByPool. */
+  get lost(): boolean {
+    return lostByPool({
+      poolState: this.poolState,
+      ready: this.state === ServerState.Ready,
+      runningInternal: this.internalLeft > 0,
+      cancelsInFlight: this.cancelsInFlight,
+      claimed: this.client !== null || this.reservedFor !== null,
+    });
+  }
+
   /** A health check, sync or reset that has not answered within `bound` ms: the server is not usable. */
   internalOverdue(now: number, bound: number): boolean {
     return this.internalLeft > 0 && now - this.internalStartedAt > bound;
@@ -466,6 +484,12 @@ export class ServerConnection implements PoolServer {
   // ---- closing ----
 
   /** Closes the connection politely (Terminate) unless it is broken. */
+  /** A bug met while handling this server's bytes: it is logged, and this connection (only) is closed; its client gets 08006. */
+  private internalFault(err: unknown): void {
+    this.host.log.error({ server: this.id, pid: this.processId, pool: this.pool.name, err: (err as Error).message, stack: (err as Error).stack }, 'internal error; closing the server connection');
+    this.close('internal error in the connection pooler');
+  }
+
   close(reason: string): void {
     if (this.state === ServerState.Closed) return;
     this.closeReason ||= reason;
