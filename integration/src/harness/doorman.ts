@@ -204,13 +204,21 @@ export class DoormanProcess {
     if (!this.process.signal('SIGHUP')) throw new Error(`doorman is not running (${this.describeExit()})`);
   }
 
-  /** Graceful: SIGTERM, SIGKILL after `timeoutMs`. Removes the harness temp dir. */
+  /**
+   * Graceful: SIGTERM, SIGKILL after `timeoutMs`. Removes the harness temp dir. Throws if Doorman logged a
+   * fault of its own code on the way (an exception caught per connection, a server connection its pool
+   * lost): whatever a test did, those are bugs.
+   */
   async stop(timeoutMs = 15_000): Promise<ExitInfo> {
+    let exit: ExitInfo;
     try {
-      return await this.process.stop({ signal: 'SIGTERM', timeoutMs });
+      exit = await this.process.stop({ signal: 'SIGTERM', timeoutMs });
     } finally {
       await this.tempDir?.remove();
     }
+    const faults = this.jsonLogs().filter((l) => typeof l.msg === 'string' && INTERNAL_FAULTS.test(l.msg));
+    if (faults.length > 0) throw new Error(`Doorman logged ${faults.length} internal fault(s):\n${faults.slice(0, 5).map((l) => JSON.stringify(l)).join('\n')}`);
+    return exit;
   }
 
   /** Sends `signal` (default SIGKILL; SIGINT for the fast shutdown) and waits, SIGKILL after 10 s. */
@@ -237,6 +245,9 @@ export class DoormanProcess {
  * resolves once the listen port accepts TCP connections. A zero/absent
  * general.port gets a free port (retried if the bind races another process).
  */
+/** What Doorman logs when its own code failed (see stop()). */
+const INTERNAL_FAULTS = /^(internal error; closing|a server connection was lost by its pool|error in the shard event loop)/;
+
 export async function startDoorman(config: DoormanConfig, options: StartDoormanOptions = {}): Promise<DoormanProcess> {
   const tempDir = options.dir ? undefined : await makeTempDir('doorman', { forServiceUser: false });
   const dir = options.dir ?? (tempDir as TempDir).path;
