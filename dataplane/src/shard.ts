@@ -46,8 +46,6 @@ const TICK_MS = 100;
 /** Pool maintenance (idle/lifetime limits, min_pool_size) runs every this many ticks. */
 const MAINTENANCE_EVERY = 10;
 const MAX_SHARED_ADDRESSES = 4096;
-/** A client that has not finished logging in by then is cut off (PgBouncer's client_login_timeout). */
-const LOGIN_TIMEOUT_MS = 60_000;
 
 /** What a shard needs from the threads around it. */
 export interface ShardBus {
@@ -80,6 +78,11 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   serverCa: Buffer | null;
   shuttingDown = false;
   readonly clients = new Set<ClientConnection>();
+  /**
+   * Clients still in startup or authentication: the only ones client_login_timeout applies to. Going over every
+   * client each second cost a shard 0.6 ms per 5,000 clients, and once 11 ms, which queries of a trickle waited out.
+   */
+  private readonly loggingIn = new Set<ClientConnection>();
   readonly servers = new Set<ServerConnection>();
   /** pools.get(database).get(user) */
   private pools = new Map<string, Map<string, Pool>>();
@@ -131,6 +134,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     }
     const c = new ClientConnection(socket, this, reader);
     this.clients.add(c);
+    this.loggingIn.add(c);
   }
 
   /** One string per client address (each arrives as a fresh copy from the main thread); bounded. */
@@ -390,10 +394,12 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   }
 
   clientLoggedIn(c: ClientConnection): void {
+    this.loggingIn.delete(c);
     this.log.info({ client: c.id, addr: c.remoteAddress, user: c.user, database: c.database, tls: c.tls }, 'client logged in');
   }
 
   clientClosed(c: ClientConnection): void {
+    this.loggingIn.delete(c);
     if (!this.clients.delete(c)) return;
     this.bus.clientGone();
     if (c.processId !== 0 && this.cancelKeys.get(c.processId) === c) this.cancelKeys.delete(c.processId);
@@ -494,8 +500,10 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
           s.close('lost by its pool');
         }
       }
-      for (const c of this.clients) {
-        if (c.state <= ClientState.Auth && this.now - c.startedAt > LOGIN_TIMEOUT_MS) c.close();
+      const loginTimeout = this.general.clientLoginTimeout;
+      for (const c of this.loggingIn) {
+        if (c.state > ClientState.Auth) this.loggingIn.delete(c);
+        else if (loginTimeout > 0 && this.now - c.startedAt > loginTimeout) c.close();
       }
     }
     if (this.migrating) this.sweepMigrations();

@@ -303,3 +303,38 @@ describe('startup', { timeout: SUITE_TIMEOUT_MS }, () => {
     assert.equal(via, '22023');
   });
 });
+
+describe('client_login_timeout', { timeout: SUITE_TIMEOUT_MS }, () => {
+  test('a client that does not log in within it is disconnected; a logged-in client stays', async () => {
+    const cluster = await startPostgres();
+    let doorman: DoormanProcess | undefined;
+    const wires: RawClient[] = [];
+    try {
+      doorman = await startDoorman(
+        doormanConfigFor(cluster, { users: [MD5_USER], hba: 'host all all 127.0.0.1/32 md5\n', general: { client_login_timeout: '1s' } }),
+      );
+      const silent = await RawClient.open(doorman.port);
+      const unanswered = await RawClient.open(doorman.port);
+      wires.push(silent, unanswered);
+      unanswered.send(fe.startup({ user: MD5_USER.user, database: 'app' }));
+      // The password request arrives; the client never answers it.
+      assert.equal((await unanswered.message())?.type, 'R');
+      const loggedIn = await RawClient.open(doorman.port);
+      wires.push(loggedIn);
+      loggedIn.send(fe.startup({ user: MD5_USER.user, database: 'app' }));
+      await loggedIn.login(MD5_USER.user, MD5_USER.password);
+      const started = Date.now();
+      // PostgreSQL's authentication_timeout closes without a message too.
+      assert.deepEqual(await silent.rest(5_000), []);
+      assert.deepEqual(await unanswered.rest(5_000), []);
+      assert.ok(silent.ended && unanswered.ended, 'both were disconnected');
+      assert.ok(Date.now() - started < 4_000, `disconnected after ${Date.now() - started} ms`);
+      await new Promise((r) => setTimeout(r, 1_500));
+      assert.deepEqual(await loggedIn.rows('select 1'), [['1']]);
+    } finally {
+      for (const w of wires) w.close();
+      await doorman?.stop();
+      await cluster.stop();
+    }
+  });
+});

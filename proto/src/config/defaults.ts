@@ -17,6 +17,7 @@ export const DEFAULT_GENERAL: Readonly<GeneralConfig> = Object.freeze({
   maxClientConn: 8192,
   workers: 0,
   connectTimeout: 3 * SECOND,
+  clientLoginTimeout: 60 * SECOND,
   queryWaitTimeout: 5 * SECOND,
   serverIdleTimeout: 10 * MINUTE,
   serverLifetime: 60 * MINUTE,

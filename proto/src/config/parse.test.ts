@@ -459,7 +459,8 @@ test('Doorman names and PgDoorman aliases are both accepted', () => {
 });
 
 test('zero is allowed where it means "no limit" or "immediately"', () => {
-  const g = parse('general:\n  query_wait_timeout: 0\n  shutdown_timeout: 0\n  server_idle_check_timeout: 0\n').config.general;
+  const g = parse('general:\n  query_wait_timeout: 0\n  shutdown_timeout: 0\n  server_idle_check_timeout: 0\n  client_login_timeout: 0\n').config.general;
+  assert.equal(g.clientLoginTimeout, 0);
   assert.equal(g.queryWaitTimeout, 0);
   assert.equal(g.shutdownTimeout, 0);
   assert.equal(g.serverCheckDelay, 0);

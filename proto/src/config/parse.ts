@@ -36,7 +36,7 @@ const TOP_KEYS = ['general', 'metrics', 'pools'] as const;
 const METRICS_KEYS = ['listen'] as const;
 const GENERAL_KEYS = [
   'host', 'port', 'admin_username', 'admin_password', 'max_client_conn', 'max_connections', 'workers',
-  'worker_threads', 'connect_timeout', 'query_wait_timeout', 'server_idle_timeout', 'idle_timeout',
+  'worker_threads', 'connect_timeout', 'client_login_timeout', 'query_wait_timeout', 'server_idle_timeout', 'idle_timeout',
   'server_lifetime', 'server_idle_check_timeout', 'server_check_delay', 'shutdown_timeout',
   'reserve_pool_timeout', 'max_message_size', 'max_buffered_bytes', 'tls_mode', 'tls_certificate',
   'tls_private_key', 'server_tls_mode', 'server_tls_ca_cert', 'pg_hba', 'hba', 'log_level', 'log_format',
@@ -381,6 +381,7 @@ function parseGeneral(c: Collector, raw: unknown, env: Env): GeneralConfig {
   const maxClientConn = readInt(c, m, path, aliased(c, m, path, 'max_client_conn', 'max_connections'), d.maxClientConn, 1);
   const workers = readInt(c, m, path, aliased(c, m, path, 'workers', 'worker_threads'), d.workers, 0, LIMITS.maxWorkers);
   const connectTimeout = readDuration(c, m, path, 'connect_timeout', d.connectTimeout, 1);
+  const clientLoginTimeout = readDuration(c, m, path, 'client_login_timeout', d.clientLoginTimeout, 0);
   const queryWaitTimeout = readDuration(c, m, path, 'query_wait_timeout', d.queryWaitTimeout, 0);
   const idleKey = aliased(c, m, path, 'server_idle_timeout', 'idle_timeout');
   const serverIdleTimeout = readDuration(c, m, path, idleKey, d.serverIdleTimeout, 0);
@@ -443,6 +444,7 @@ function parseGeneral(c: Collector, raw: unknown, env: Env): GeneralConfig {
     maxClientConn,
     workers,
     connectTimeout,
+    clientLoginTimeout,
     queryWaitTimeout,
     serverIdleTimeout,
     serverLifetime,

@@ -23,6 +23,8 @@ export interface GeneralConfig {
   workers: number;
   /** Bound on one TCP connect + login to PostgreSQL. */
   connectTimeout: number;
+  /** A client that has not logged in this long after connecting is disconnected, silently as PostgreSQL does. 0 = no limit. */
+  clientLoginTimeout: number;
   /** How long a client may wait for a server connection before 53300. 0 = no limit. */
   queryWaitTimeout: number;
   /** Close server connections idle longer than this. YAML: server_idle_timeout (alias idle_timeout). */
