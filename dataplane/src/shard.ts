@@ -71,6 +71,7 @@ export interface ShardBus {
 
 export class Shard implements SessionHost, PoolHost, SnapshotSource {
   now = Date.now();
+  readonly tickMs = TICK_MS;
   general: GeneralConfig;
   config: DoormanConfig;
   hba: HbaRule[] | null;

@@ -90,16 +90,27 @@ test('owesSlot: a shard at its share leaves a free slot to a waiting shard one o
   b.publishDemand(8);
   b.publish(0, 4, 4);
   // Equal demand, limit 10: shares 5 / 5. a just closed one of its 6 for b (holding 4), and has waiters too.
-  assert.equal(a.owesSlot(10, 5), true);
-  assert.equal(a.owesSlot(10, 4), false, 'a below its share takes the slot');
+  assert.equal(a.owesSlot(10, 5, false), true);
+  assert.equal(a.owesSlot(10, 4, false), false, 'a below its share takes the slot');
   b.publish(0, 4, 5);
-  assert.equal(a.owesSlot(10, 5), false, 'b holds its share');
+  assert.equal(a.owesSlot(10, 5, false), false, 'b holds its share');
   b.publish(0, 0, 4);
-  assert.equal(a.owesSlot(10, 5), false, 'b does not wait');
+  assert.equal(a.owesSlot(10, 5, false), false, 'b does not wait');
   b.publish(0, 4, 4);
   a.publishDemand(0);
   b.publishDemand(0);
-  assert.equal(a.owesSlot(10, 5), false, 'no demand measured yet: no shares to go by');
+  assert.equal(a.owesSlot(10, 5, false), false, 'no demand measured yet: no shares to go by');
+});
+
+test('owesSlot: a starving shard gets a free slot first, unless the asking shard holds none and gave none up', () => {
+  const { a, b } = pair();
+  b.publish(0, 3, 0);
+  // No demand measured yet: the starving rule alone decides.
+  assert.equal(a.owesSlot(1, 1, false), true, 'a still holds one and can serve its own waiters');
+  assert.equal(a.owesSlot(1, 0, true), true, 'a just closed its only one for b: b opens it');
+  assert.equal(a.owesSlot(1, 0, false), false, 'both starving: a takes it rather than neither');
+  b.publish(0, 3, 1);
+  assert.equal(a.owesSlot(1, 1, true), false, 'b holds one now');
 });
 
 test('starving: a shard with clients waiting and no connection; othersStarving never counts the asking shard', () => {

@@ -6,6 +6,8 @@ import type { PoolServer } from './members.js';
 export interface PoolHost {
   /** Coarse clock (ms), refreshed by the ticker: cheaper than Date.now() on every message. */
   readonly now: number;
+  /** How often `now` moves and pools tick (ms). */
+  readonly tickMs: number;
   readonly general: GeneralConfig;
   createServer(pool: Pool): PoolServer;
   /** Closes a server connection; its close reaches the pool through serverGone(). */

@@ -59,7 +59,10 @@ export class Pool {
   private demandSum = 0;
   private demandSamples = 0;
   private demand = 0;
-  /** Coarse time of the last connection given up for another shard: at most one per tick. */
+  /**
+   * Coarse time of the last connection given up for another shard: at check-in at most one per tick, and
+   * for that tick the freed slot is left to the other shard.
+   */
   private lastDonation = 0;
 
   constructor(
@@ -113,20 +116,25 @@ export class Pool {
 
   /**
    * Another shard's clients wait: close up to `count` idle connections (the least recently used first) so
-   * that shard `to` can open them, while this shard holds more than its share or `to` holds none at all.
+   * that shard `to` can open them: one if `to` holds none at all, and any this shard holds beyond its share.
    * Waiting for this shard's demand average to decay kept a client of a pool_size 1 pool waiting 0.7 s
    * whenever the previous transaction ran on the other shard.
    */
   evictIdle(count: number, to: number): void {
-    while (count-- > 0 && this.idle.length > 0 && (this.budget.starving(to) || this.budget.surplus(this.user.poolSize) >= 1)) {
+    let forStarving = this.budget.starving(to) ? 1 : 0;
+    while (count-- > 0 && this.idle.length > 0) {
+      if (forStarving > 0) forStarving--;
+      else if (this.budget.surplus(this.user.poolSize) < 1) break;
       this.stats.shardEvictions++;
       this.giveAway(this.idle.shift() as PoolServer);
+      this.publish();
     }
     this.publish();
   }
 
   /** `s`, idle and out of every list, is closed so that a waiting shard can open one in its slot. */
   private giveAway(s: PoolServer): void {
+    this.lastDonation = this.host.now;
     s.poolState = ServerPoolState.Closed;
     this.host.closeServer(s, 'closed for a waiting client of another worker');
   }
@@ -332,12 +340,16 @@ export class Pool {
     return null;
   }
 
-  /** A client is done with `s` and it is clean: it serves here, or is closed so a starved shard can open one. */
+  /**
+   * A client is done with `s` and it is clean: it serves here, or is closed so that another shard can open
+   * one: a shard whose clients wait with no connection at all, once `s` has served here for a tick after its
+   * login (with pool_size 1 and clients waiting on both shards the connection takes turns, each costing a
+   * login; it used to stay here for good), or a shard holding less than its share.
+   */
   private reuse(s: PoolServer): void {
     const now = this.host.now;
     if (this.budget.shards > 1 && now !== this.lastDonation) {
-      if (this.budget.shouldDonate(this.user.poolSize)) {
-        this.lastDonation = now;
+      if ((now - s.servingSince >= this.host.tickMs && this.budget.othersStarving()) || this.budget.shouldDonate(this.user.poolSize)) {
         this.stats.shardDonations++;
         this.giveAway(s);
         return;
@@ -447,7 +459,7 @@ export class Pool {
     while (
       this.waiting > this.opening &&
       budget.open < cap &&
-      !(budget.shards > 1 && budget.owesSlot(this.user.poolSize, this.total)) &&
+      !(budget.shards > 1 && budget.owesSlot(this.user.poolSize, this.total, this.lastDonation === now)) &&
       budget.tryTake(cap)
     ) {
       this.open();
@@ -476,6 +488,7 @@ export class Pool {
       this.retryDelay = 0;
       this.lastServerError = null;
       this.stats.serverLogins++;
+      s.servingSince = this.host.now;
       if (this.defaults === null) {
         this.defaults = { status: s.startupStatus };
         this.budget.shareDefaults(s.startupStatus);

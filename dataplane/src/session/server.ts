@@ -66,6 +66,7 @@ export class ServerConnection implements PoolServer {
   readonly prepared = new ServerStatements();
   readonly createdAt: number;
   lastUsed: number;
+  servingSince = 0;
   dirty = 0;
   txStatus: number = TxStatus.Idle;
   sessionUsed = false;
@@ -483,13 +484,13 @@ export class ServerConnection implements PoolServer {
 
   // ---- closing ----
 
-  /** Closes the connection politely (Terminate) unless it is broken. */
   /** A bug met while handling this server's bytes: it is logged, and this connection (only) is closed; its client gets 08006. */
   private internalFault(err: unknown): void {
     this.host.log.error({ server: this.id, pid: this.processId, pool: this.pool.name, err: (err as Error).message, stack: (err as Error).stack }, 'internal error; closing the server connection');
     this.close('internal error in the connection pooler');
   }
 
+  /** Closes the connection politely (Terminate) unless it is broken. */
   close(reason: string): void {
     if (this.state === ServerState.Closed) return;
     this.closeReason ||= reason;

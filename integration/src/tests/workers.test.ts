@@ -206,6 +206,40 @@ describe('worker shards', { timeout: SUITE_TIMEOUT_MS }, () => {
     }
   });
 
+  test('pool_size 1 over 2 shards, clients busy on both: the connection takes turns, and no shard waits for good', async () => {
+    const small = await startDoorman(doormanConfigFor(cluster!, { users: [SCRAM_USER], poolSize: 1, general: { workers: 2 } }));
+    const clients: { c: pg.Client; shard: number; done: number; slowest: number }[] = [];
+    try {
+      const shardOf = (seen: number): number => small.jsonLogs().filter((l) => l.msg === 'client logged in')[seen]?.shard as number;
+      while (clients.filter((t) => t.shard === 0).length < 2 || clients.filter((t) => t.shard === 1).length < 2) {
+        const seen = small.jsonLogs().filter((l) => l.msg === 'client logged in').length;
+        const c = await connectPg(small.connectionString(SCRAM_USER.user, SCRAM_USER.password));
+        await eventually(async () => shardOf(seen), (s) => s === 0 || s === 1, 5_000, 'login log line');
+        clients.push({ c, shard: shardOf(seen), done: 0, slowest: 0 });
+      }
+      const until = Date.now() + 3_000;
+      await Promise.all(
+        clients.map(async (t) => {
+          while (Date.now() < until) {
+            const started = performance.now();
+            await t.c.query('select pg_sleep(0.001)');
+            t.slowest = Math.max(t.slowest, performance.now() - started);
+            t.done++;
+          }
+        }),
+      );
+      const perShard = [0, 1].map((s) => clients.filter((t) => t.shard === s).reduce((n, t) => n + t.done, 0));
+      // The shard that held the connection used to keep it while its own clients waited: the other shard's
+      // clients got one query each in 4 s.
+      assert.ok(Math.min(...perShard) >= Math.max(...perShard) / 3, `queries per shard ${perShard.join(' / ')}`);
+      const slowest = Math.max(...clients.map((t) => t.slowest));
+      assert.ok(slowest < 1_500, `slowest query took ${slowest.toFixed(0)} ms`);
+    } finally {
+      await Promise.all(clients.map((t) => t.c.end().catch(() => undefined)));
+      await small.stop();
+    }
+  });
+
   test('a cancel request reaches the query of a client on another shard', async () => {
     const { c, shard } = await connectTracked();
     const started = Date.now();
