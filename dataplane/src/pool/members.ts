@@ -22,7 +22,7 @@ export interface PoolServer {
   /** The pool's generation when it was opened (see Pool.generation). */
   generation: number;
   readonly createdAt: number;
-  /** Coarse time its login completed: from then on it serves this shard's clients. */
+  /** When its login completed (precise clock, ms): from then on it serves this shard's clients. */
   servingSince: number;
   lastUsed: number;
   /** Reset flags left by the client's statements (see session/reset.ts). */

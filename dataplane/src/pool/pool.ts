@@ -359,11 +359,10 @@ export class Pool {
   private reuse(s: PoolServer): void {
     const now = this.host.now;
     if (this.budget.shards > 1 && now !== this.lastDonation) {
-      const served = now - s.servingSince;
       const budget = this.budget;
       const poolSize = this.user.poolSize;
       if (
-        (served >= this.host.tickMs && budget.othersStarving()) ||
+        (budget.othersStarving() && preciseNow() - s.servingSince >= this.host.tickMs) ||
         budget.shouldDonate(poolSize) ||
         (now - this.lastOpened >= HALF_SHARE_TURN_MS && budget.shouldDonate(poolSize, 0.5))
       ) {
@@ -505,7 +504,7 @@ export class Pool {
       this.retryDelay = 0;
       this.lastServerError = null;
       this.stats.serverLogins++;
-      s.servingSince = this.host.now;
+      s.servingSince = preciseNow();
       this.lastOpened = this.host.now;
       if (this.defaults === null) {
         this.defaults = { status: s.startupStatus };
