@@ -122,31 +122,30 @@ export class ServerBudget {
 
   /**
    * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one:
-   * only while this shard holds at least `margin` more than its share and a waiting shard at least `margin`
-   * less. A margin of 1 settles shares without flapping; one of 0.5 moves the odd connection when two shares
-   * are a half each (pool_size 3 over two equally busy shards), so the caller lets it take turns slowly.
+   * only while this shard holds at least one more than its share and a waiting shard at least one less,
+   * so shares settle instead of flapping.
    */
-  shouldDonate(limit: number, margin = 1): boolean {
+  shouldDonate(limit: number): boolean {
     if (!this.othersWaiting()) return false;
     const total = this.totalDemand();
-    if (this.excess(this.shard, limit, total) < margin) return false;
+    if (this.excess(this.shard, limit, total) < 1) return false;
     const c = this.cells;
     for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
-      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -margin) return true;
+      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
     }
     return false;
   }
 
   /**
-   * Whether a free slot should be left to a waiting shard: whenever this shard has just given a connection up
-   * for one (`donated`), to a starving one while this shard still holds a connection, else to one that holds
-   * at least one less than its share while this shard, holding `held` now, has its own share. A shard that
-   * closed a connection for another has waiters of its own: without this it took the slot back at once
-   * (before the other shard heard of it), and closed and reconnected again at every tick.
+   * Whether a free slot should be left to another shard: to a starving one while this shard still holds a
+   * connection or has just given one up for it (`donated`), else to a waiting shard that holds at least one
+   * less than its share while this shard, holding `held` now, has its own share. A shard that closed a
+   * connection for another has waiters of its own: without this it took the slot back at once (before the
+   * other shard heard of it), and closed and reconnected again at every tick.
    */
   owesSlot(limit: number, held: number, donated: boolean): boolean {
     if (!this.othersWaiting()) return false;
-    if (donated || (held > 0 && this.othersStarving())) return true;
+    if ((held > 0 || donated) && this.othersStarving()) return true;
     const total = this.totalDemand();
     if (total === 0) return false;
     const share = (limit * this.cells[this.base + LINE * (1 + this.shard) + DEMAND]) / total;

@@ -27,13 +27,6 @@ export interface PoolDefaults {
   readonly status: ReadonlyArray<readonly [string, string]>;
 }
 
-/**
- * How long a shard keeps a connection it opened before giving one up to another shard for half a share.
- * With pool_size 3 over two equally busy shards, the shard holding one served its clients half as often as
- * the other did; turns of a second even that out for about one login a second.
- */
-const HALF_SHARE_TURN_MS = 1_000;
-
 export class Pool {
   readonly name: string;
   idle: PoolServer[] = [];
@@ -71,8 +64,6 @@ export class Pool {
    * for that tick the freed slot is left to the other shard.
    */
   private lastDonation = 0;
-  /** Coarse time the last connection opened here finished its login. */
-  private lastOpened = 0;
 
   constructor(
     readonly host: PoolHost,
@@ -353,19 +344,12 @@ export class Pool {
    * A client is done with `s` and it is clean: it serves here, or is closed so that another shard can open
    * one: a shard whose clients wait with no connection at all, once `s` has served here for a tick after its
    * login (with pool_size 1 and clients waiting on both shards the connection takes turns, each costing a
-   * login; it used to stay here for good), a shard holding one less than its share, or, when this shard has
-   * opened none for HALF_SHARE_TURN_MS, a shard holding half a connection less (see shouldDonate).
+   * login; it used to stay here for good), or a shard holding at least one less than its share.
    */
   private reuse(s: PoolServer): void {
     const now = this.host.now;
     if (this.budget.shards > 1 && now !== this.lastDonation) {
-      const budget = this.budget;
-      const poolSize = this.user.poolSize;
-      if (
-        (budget.othersStarving() && preciseNow() - s.servingSince >= this.host.tickMs) ||
-        budget.shouldDonate(poolSize) ||
-        (now - this.lastOpened >= HALF_SHARE_TURN_MS && budget.shouldDonate(poolSize, 0.5))
-      ) {
+      if ((this.budget.othersStarving() && preciseNow() - s.servingSince >= this.host.tickMs) || this.budget.shouldDonate(this.user.poolSize)) {
         this.stats.shardDonations++;
         this.giveAway(s);
         return;
@@ -505,7 +489,6 @@ export class Pool {
       this.lastServerError = null;
       this.stats.serverLogins++;
       s.servingSince = preciseNow();
-      this.lastOpened = this.host.now;
       if (this.defaults === null) {
         this.defaults = { status: s.startupStatus };
         this.budget.shareDefaults(s.startupStatus);
