@@ -105,12 +105,15 @@ test('owesSlot: a shard at its share leaves a free slot to a waiting shard one o
 test('owesSlot: a starving shard gets a free slot first, unless the asking shard holds none and gave none up', () => {
   const { a, b } = pair();
   b.publish(0, 3, 0);
-  // No demand measured yet: the starving rule alone decides.
+  // No demand measured yet: the starving and donated rules alone decide.
   assert.equal(a.owesSlot(1, 1, false), true, 'a still holds one and can serve its own waiters');
   assert.equal(a.owesSlot(1, 0, true), true, 'a just closed its only one for b: b opens it');
   assert.equal(a.owesSlot(1, 0, false), false, 'both starving: a takes it rather than neither');
   b.publish(0, 3, 1);
-  assert.equal(a.owesSlot(1, 1, true), false, 'b holds one now');
+  assert.equal(a.owesSlot(3, 1, false), false, 'b holds one now');
+  assert.equal(a.owesSlot(3, 1, true), true, 'a just gave one up for b, which still waits');
+  b.publish(0, 0, 1);
+  assert.equal(a.owesSlot(3, 1, true), false, 'b no longer waits');
 });
 
 test('starving: a shard with clients waiting and no connection; othersStarving never counts the asking shard', () => {

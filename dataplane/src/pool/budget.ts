@@ -137,15 +137,15 @@ export class ServerBudget {
   }
 
   /**
-   * Whether a free slot should be left to another shard: to a starving one while this shard still holds a
-   * connection or has just given one up for it (`donated`), else to a waiting shard that holds at least one
-   * less than its share while this shard, holding `held` now, has its own share. A shard that closed a
-   * connection for another has waiters of its own: without this it took the slot back at once (before the
-   * other shard heard of it), and closed and reconnected again at every tick.
+   * Whether a free slot should be left to a waiting shard: whenever this shard has just given a connection up
+   * for one (`donated`), to a starving one while this shard still holds a connection, else to one that holds
+   * at least one less than its share while this shard, holding `held` now, has its own share. A shard that
+   * closed a connection for another has waiters of its own: without this it took the slot back at once
+   * (before the other shard heard of it), and closed and reconnected again at every tick.
    */
   owesSlot(limit: number, held: number, donated: boolean): boolean {
     if (!this.othersWaiting()) return false;
-    if ((held > 0 || donated) && this.othersStarving()) return true;
+    if (donated || (held > 0 && this.othersStarving())) return true;
     const total = this.totalDemand();
     if (total === 0) return false;
     const share = (limit * this.cells[this.base + LINE * (1 + this.shard) + DEMAND]) / total;
