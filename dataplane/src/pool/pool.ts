@@ -127,9 +127,9 @@ export class Pool {
       else if (this.budget.surplus(this.user.poolSize) < 1) break;
       this.stats.shardEvictions++;
       this.giveAway(this.idle.shift() as PoolServer);
+      // The next round's surplus reads the gauge this shard publishes.
       this.publish();
     }
-    this.publish();
   }
 
   /** `s`, idle and out of every list, is closed so that a waiting shard can open one in its slot. */
