@@ -240,14 +240,14 @@ export class DoormanProcess {
   }
 }
 
+/** What Doorman logs when its own code failed (see stop()). */
+const INTERNAL_FAULTS = /^(internal error; closing|a server connection was lost by its pool|error in the shard event loop)/;
+
 /**
  * Writes `config` as YAML and starts `node dataplane/dist/cli.js <file>`;
  * resolves once the listen port accepts TCP connections. A zero/absent
  * general.port gets a free port (retried if the bind races another process).
  */
-/** What Doorman logs when its own code failed (see stop()). */
-const INTERNAL_FAULTS = /^(internal error; closing|a server connection was lost by its pool|error in the shard event loop)/;
-
 export async function startDoorman(config: DoormanConfig, options: StartDoormanOptions = {}): Promise<DoormanProcess> {
   const tempDir = options.dir ? undefined : await makeTempDir('doorman', { forServiceUser: false });
   const dir = options.dir ?? (tempDir as TempDir).path;

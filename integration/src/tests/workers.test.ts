@@ -35,21 +35,21 @@ describe('worker shards', { timeout: SUITE_TIMEOUT_MS }, () => {
   }
 
   /** Shard of each "client logged in" line so far, in order. */
-  function loginShards(): number[] {
-    return d()
+  function loginShards(dm = d()): number[] {
+    return dm
       .jsonLogs()
       .filter((l) => l.msg === 'client logged in' && l.user === SCRAM_USER.user)
       .map((l) => l.shard as number);
   }
 
-  const connect = (): Promise<pg.Client> => connectPg(d().connectionString(SCRAM_USER.user, SCRAM_USER.password));
+  const connect = (dm = d()): Promise<pg.Client> => connectPg(dm.connectionString(SCRAM_USER.user, SCRAM_USER.password));
 
   /** Connects one client and waits for its login line (shards log from their own threads) to learn its shard. */
-  async function connectTracked(): Promise<{ c: pg.Client; shard: number }> {
-    const seen = loginShards().length;
-    const c = await connect();
-    await eventually(async () => loginShards().length, (n) => n > seen, 5_000, 'login log line');
-    return { c, shard: loginShards()[seen] };
+  async function connectTracked(dm = d()): Promise<{ c: pg.Client; shard: number }> {
+    const seen = loginShards(dm).length;
+    const c = await connect(dm);
+    await eventually(async () => loginShards(dm).length, (n) => n > seen, 5_000, 'login log line');
+    return { c, shard: loginShards(dm)[seen] };
   }
 
   async function backendsOfUser(): Promise<number> {
@@ -210,12 +210,8 @@ describe('worker shards', { timeout: SUITE_TIMEOUT_MS }, () => {
     const small = await startDoorman(doormanConfigFor(cluster!, { users: [SCRAM_USER], poolSize: 1, general: { workers: 2 } }));
     const clients: { c: pg.Client; shard: number; done: number; slowest: number }[] = [];
     try {
-      const shardOf = (seen: number): number => small.jsonLogs().filter((l) => l.msg === 'client logged in')[seen]?.shard as number;
       while (clients.filter((t) => t.shard === 0).length < 2 || clients.filter((t) => t.shard === 1).length < 2) {
-        const seen = small.jsonLogs().filter((l) => l.msg === 'client logged in').length;
-        const c = await connectPg(small.connectionString(SCRAM_USER.user, SCRAM_USER.password));
-        await eventually(async () => shardOf(seen), (s) => s === 0 || s === 1, 5_000, 'login log line');
-        clients.push({ c, shard: shardOf(seen), done: 0, slowest: 0 });
+        clients.push({ ...(await connectTracked(small)), done: 0, slowest: 0 });
       }
       const until = Date.now() + 3_000;
       await Promise.all(
