@@ -4,8 +4,8 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { SocketReader } from '../session/socket-reader.js';
-import { dupSocketDescriptor } from '../workers/fd.js';
 import { EpollLoop } from './epoll-loop.js';
+import { loopbackPair, type LoopbackPair } from './loopback-pair.js';
 import { RawSocket } from './raw-socket.js';
 
 /** Resolves when `socket` raises `event`. */
@@ -18,32 +18,7 @@ const loop = EpollLoop.start((err) => {
 });
 after(() => loop?.close());
 
-/** A loopback connection: a Node socket on one end, a RawSocket on the shard loop on the other. */
-async function pair(): Promise<{ peer: net.Socket; raw: RawSocket; reader: SocketReader; close: () => void }> {
-  const server = net.createServer({ pauseOnConnect: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const peer = net.connect({ host: '127.0.0.1', port });
-  const [s] = await accepted;
-  const fd = dupSocketDescriptor(s);
-  const address = s.remoteAddress;
-  const remotePort = s.remotePort;
-  s.destroy();
-  const reader = new SocketReader();
-  const raw = new RawSocket(fd, loop!, reader, address, remotePort);
-  return {
-    peer,
-    raw,
-    reader,
-    close: () => {
-      peer.destroy();
-      raw.destroy();
-      server.close();
-    },
-  };
-}
+const pair = (): Promise<LoopbackPair> => loopbackPair(loop!);
 
 /** The sha256 of the first `total` bytes the peer receives. */
 function digestOf(peer: net.Socket, total: number): Promise<string> {
@@ -62,9 +37,9 @@ function collect(reader: SocketReader, until: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   return new Promise((resolve) => {
-    reader.onChunk = (chunk) => {
-      parts.push(Buffer.from(chunk));
-      n += chunk.length;
+    reader.onChunk = (buf, start, end) => {
+      parts.push(Buffer.from(buf.subarray(start, end)));
+      n += end - start;
       if (n >= until) resolve(Buffer.concat(parts));
     };
   });
@@ -93,9 +68,9 @@ test('reads land in the slab and are never overwritten: chunks kept without copy
   const kept: Buffer[] = [];
   let n = 0;
   const all = new Promise<void>((resolve) => {
-    reader.onChunk = (chunk) => {
-      kept.push(chunk);
-      n += chunk.length;
+    reader.onChunk = (buf, start, end) => {
+      kept.push(buf.subarray(start, end));
+      n += end - start;
       if (n >= sent.length) resolve();
     };
   });
@@ -152,9 +127,9 @@ test('a transient write keeps a copy of what the kernel did not take: the caller
 test('a range of the chunk just read is written from its bytes in the slab', async () => {
   const { peer, raw, reader, close } = await pair();
   peer.setNoDelay(true);
-  reader.onChunk = (chunk) => {
+  reader.onChunk = (buf, start, end) => {
     // Skip each chunk's first 3 and last 2 bytes: a range well inside the slab.
-    assert.equal(raw.writeRange(chunk, 3, chunk.length - 2), true);
+    assert.equal(raw.writeRange(buf, start + 3, end - 2), true);
   };
   for (let i = 0; i < 5; i++) {
     const body = `message ${i} ${'x'.repeat(i * 100)}`;
@@ -186,8 +161,8 @@ test('a paused socket delivers nothing until resumed', async () => {
   const { peer, raw, reader, close } = await pair();
   raw.pause();
   let seen = 0;
-  reader.onChunk = (c) => {
-    seen += c.length;
+  reader.onChunk = (_buf, start, end) => {
+    seen += end - start;
   };
   peer.write('abc');
   await new Promise((r) => setTimeout(r, 100));

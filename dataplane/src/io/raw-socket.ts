@@ -14,15 +14,12 @@ import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, addressOf, close,
 
 /** A read gets at least this much room in the slab; a large result streams through in reads this big or bigger. */
 const MIN_READ_ROOM = 16 * 1024;
-/** The thread's current slab and its address, looked up once per slab. */
+/**
+ * The thread's current slab and its address, looked up once per slab. A relayed chunk is a range of it, so a
+ * write of it goes out by address: no view of the range made, no buffer handed to koffi.
+ */
 let slabSeen: Buffer | null = null;
 let slabAddress = 0;
-/**
- * The chunk last read on this thread and where its bytes are. A relayed chunk is written while it is being
- * handled, so a write of it goes out by address: no view of the range made, no buffer handed to koffi.
- */
-let lastChunk: Buffer | null = null;
-let lastChunkAddress = 0;
 /** The buffer last written transiently (the outbox's staging buffer) and its address. */
 let transientSeen: Buffer | null = null;
 let transientAddress = 0;
@@ -97,8 +94,8 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
     let sent = 0;
     if (this.queue.length === 0) {
       const n =
-        b === lastChunk
-          ? sendAt(this.fd, lastChunkAddress + start, length)
+        b === slabSeen
+          ? sendAt(this.fd, slabAddress + start, length)
           : b === transientSeen
             ? sendAt(this.fd, transientAddress + start, length)
             : send(this.fd, start === 0 ? b : b.subarray(start, end), length);
@@ -195,10 +192,8 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
     const at = slabOffset();
     const n = recvAt(this.fd, slabAddress + at, slab.length - at);
     if (n > 0) {
-      const chunk = takeSlab(n);
-      lastChunk = chunk;
-      lastChunkAddress = slabAddress + at;
-      this.reader.onChunk(chunk);
+      takeSlab(n);
+      this.reader.onChunk(slab, at, at + n);
       return;
     }
     if (n === 0) {

@@ -21,6 +21,7 @@ import {
   readParse,
   readTarget,
   rewriteBind,
+  rewrittenBindSize,
   TARGET_STATEMENT,
   type BindParts,
   type ParseParts,
@@ -32,6 +33,7 @@ import { beginTag } from '../session/begin.js';
 import { endsBatch, isSynthetic, ResponseQueue, Slot } from '../session/responses.js';
 import type { Outbox } from '../session/outbox.js';
 import { parseContextOf, type VersionedParams } from '../session/params.js';
+import { reserve, reservedAt } from '../session/socket-reader.js';
 import { isStatementOf, type PreparedStatement, type ServerStatements, type StatementRegistry } from './statements.js';
 
 export type LocalAnswer = { kind: 'prepared' } | { kind: 'begin'; text: string } | { kind: 'end'; tag: 'COMMIT' | 'ROLLBACK' };
@@ -235,7 +237,7 @@ export class StatementRemapper {
         if (refused !== null) return this.fail(toServer, '08P01', refused);
         if (st.deallocates !== null) return this.bindDeallocate(buf, start, end, parts, st, s, toServer);
         this.ensureHeld(s, st, toServer);
-        toServer.addWhole(rewriteBind(buf, start, end, parts, st.nameZ));
+        sendBind(buf, start, end, parts, st.nameZ, toServer);
         if (st.dropsAll !== null) this.dropping = { portal: portalOfBind(buf, start, parts), name: '', target: null, bound: st, all: st.dropsAll };
         return this.push(Slot.Bind, parts.statement);
       }
@@ -354,7 +356,7 @@ export class StatementRemapper {
     const rest = deallocateRest(target === null ? NO_SUCH_STATEMENT : target.name);
     const bound = this.registry.lookup(rest, 0, rest.length);
     this.ensureHeld(s, bound, toServer, target);
-    toServer.addWhole(rewriteBind(buf, start, end, parts, bound.nameZ));
+    sendBind(buf, start, end, parts, bound.nameZ, toServer);
     this.dropping = { portal: portalOfBind(buf, start, parts), name, target, bound, all: null };
     this.push(Slot.Bind, parts.statement);
   }
@@ -476,12 +478,12 @@ export class StatementRemapper {
    * Bind/Execute/Sync of a prepared BEGIN, or of the transaction end of a BEGIN that never reached a server.
    * `tx`: the state of that deferred transaction block (Idle: none); in an aborted one every end is a ROLLBACK.
    */
-  tryLocal(buf: Buffer, tx: TxStatus, toClient: Outbox): LocalAnswer | null {
+  tryLocal(buf: Buffer, start: number, end: number, tx: TxStatus, toClient: Outbox): LocalAnswer | null {
     const inTransaction = tx !== TxStatus.Idle;
     // PostgreSQL refuses a Parse in an aborted block: the server answers that.
-    if (buf[0] === FrontendCode.Parse) return tx === TxStatus.Failed ? null : this.localParse(buf, inTransaction, toClient);
-    if (buf[0] !== FrontendCode.Bind) return null;
-    const run = readLoneExecution(buf, 0);
+    if (buf[start] === FrontendCode.Parse) return tx === TxStatus.Failed ? null : this.localParse(buf, start, end, inTransaction, toClient);
+    if (buf[start] !== FrontendCode.Bind) return null;
+    const run = readLoneExecution(buf, start, end);
     if (run === null) return null;
     const st = this.resolve(run.statement);
     if (st === null) return null;
@@ -496,24 +498,24 @@ export class StatementRemapper {
     return answer;
   }
 
-  private localParse(buf: Buffer, inTransaction: boolean, toClient: Outbox): LocalAnswer | null {
+  private localParse(buf: Buffer, start: number, end: number, inTransaction: boolean, toClient: Outbox): LocalAnswer | null {
     // Only Parse messages and then one Sync qualify: look at the message headers before decoding anything.
-    let q = 0;
-    while (q + 5 <= buf.length && buf[q] === FrontendCode.Parse) q += 1 + uint32At(buf, q + 1);
-    if (q === 0 || q + 5 !== buf.length || buf[q] !== FrontendCode.Sync) return null;
+    let q = start;
+    while (q + 5 <= end && buf[q] === FrontendCode.Parse) q += 1 + uint32At(buf, q + 1);
+    if (q === start || q + 5 !== end || buf[q] !== FrontendCode.Sync) return null;
     const found: [string | null, PreparedStatement][] = [];
-    let p = 0;
-    while (p < buf.length && buf[p] === FrontendCode.Parse) {
-      const end = p + 1 + uint32At(buf, p + 1);
-      if (end > buf.length) return null;
-      const { name, restStart } = readParse(buf, p, end);
+    let p = start;
+    while (p < end && buf[p] === FrontendCode.Parse) {
+      const parseEnd = p + 1 + uint32At(buf, p + 1);
+      if (parseEnd > end) return null;
+      const { name, restStart } = readParse(buf, p, parseEnd);
       if (name !== '' && (this.named.has(name) || found.some(([n]) => n === name))) return null;
-      const st = this.registry.find(buf, restStart, end, this.context());
+      const st = this.registry.find(buf, restStart, parseEnd, this.context());
       if (st === undefined || !st.validated) return null;
       found.push([name === '' ? null : name, st]);
-      p = end;
+      p = parseEnd;
     }
-    if (found.length === 0 || p + 5 !== buf.length || buf[p] !== FrontendCode.Sync || uint32At(buf, p + 1) !== 4) return null;
+    if (found.length === 0 || p + 5 !== end || buf[p] !== FrontendCode.Sync || uint32At(buf, p + 1) !== 4) return null;
     if (this.named.size + found.length > this.limits.maxPerClient) return null;
     for (const [name, st] of found) {
       this.setName(name, st);
@@ -758,6 +760,14 @@ export class StatementRemapper {
         return;
     }
   }
+}
+
+/** Sends the Bind buf[start, end) renamed to `statement`, written where it allocates nothing (see reserve). */
+function sendBind(buf: Buffer, start: number, end: number, parts: BindParts, statement: Buffer, toServer: Outbox): void {
+  const size = rewrittenBindSize(start, end, parts, statement);
+  const out = reserve(size);
+  const at = reservedAt;
+  toServer.add(out, at, rewriteBind(buf, start, end, parts, statement, out, at));
 }
 
 /** PostgreSQL reads these counts as unsigned 16-bit. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { allocMessage, cstring, FrontendCode } from './codes.js';
-import { buildParse, closeStatement, describeStatement, readBind, readLoneExecution, readLoneStatement, readParse, readTarget, rewriteBind } from './extended.js';
+import { buildParse, closeStatement, describeStatement, readBind, readLoneExecution, readLoneStatement, readParse, readTarget, rewriteBind, rewrittenBindSize, type BindParts } from './extended.js';
 import { SYNC } from './frontend.js';
 
 function msg(code: number, body: Buffer): Buffer {
@@ -41,20 +41,29 @@ test('Parse: name and rest are read, and rebuilt under another name byte for byt
   assert.throws(() => readParse(m, 0, m.length - 1));
 });
 
+/** rewriteBind into a buffer with other bytes around the message, which must stay as they were. */
+function rewritten(buf: Buffer, start: number, end: number, parts: BindParts, statement: Buffer): Buffer {
+  const size = rewrittenBindSize(start, end, parts, statement);
+  const out = Buffer.alloc(size + 6, 0xaa);
+  assert.equal(rewriteBind(buf, start, end, parts, statement, out, 3), 3 + size);
+  assert.deepEqual([...out.subarray(0, 3), ...out.subarray(3 + size)], [0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa]);
+  return out.subarray(3, 3 + size);
+}
+
 test('Bind: the statement name is replaced and everything else kept', () => {
   const m = bind('portal', 'mine', ['42', null]);
   const parts = readBind(m, 0, m.length);
   assert.equal(parts.statement, 'mine');
-  assert.deepEqual(rewriteBind(m, 0, m.length, parts, cstring('DOORMAN_12')), bind('portal', 'DOORMAN_12', ['42', null]));
+  assert.deepEqual(rewritten(m, 0, m.length, parts, cstring('DOORMAN_12')), bind('portal', 'DOORMAN_12', ['42', null]));
   // Inside a larger buffer, at an offset.
   const big = Buffer.concat([SYNC, m, SYNC]);
   const at = readBind(big, SYNC.length, SYNC.length + m.length);
-  assert.deepEqual(rewriteBind(big, SYNC.length, SYNC.length + m.length, at, cstring('x')), bind('portal', 'x', ['42', null]));
+  assert.deepEqual(rewritten(big, SYNC.length, SYNC.length + m.length, at, cstring('x')), bind('portal', 'x', ['42', null]));
   // Parameters and a portal name long enough to be copied as views rather than byte by byte.
   const long = bind('p'.repeat(100), '', ['y'.repeat(300), '7']);
   const longParts = readBind(long, 0, long.length, { statement: 'stale', statementStart: -1, statementEnd: -1 });
   assert.equal(longParts.statement, '');
-  assert.deepEqual(rewriteBind(long, 0, long.length, longParts, cstring('DOORMAN_3')), bind('p'.repeat(100), 'DOORMAN_3', ['y'.repeat(300), '7']));
+  assert.deepEqual(rewritten(long, 0, long.length, longParts, cstring('DOORMAN_3')), bind('p'.repeat(100), 'DOORMAN_3', ['y'.repeat(300), '7']));
 });
 
 test('Describe/Close targets', () => {

@@ -4,7 +4,7 @@
  * All ranges are (buf, start, end) as the framer reports them, buf[start] being the type byte. The readers
  * fill an `out` object when given one, so that the hot path reuses its own instead of allocating per message.
  */
-import { allocMessage, bodyStart, copyRange, cstringSize, FrontendCode, nulIndex, ProtocolViolation, writeCString } from './codes.js';
+import { allocMessage, bodyStart, copyRange, cstringSize, FrontendCode, nulIndex, ProtocolViolation, writeCString, writeUint32At } from './codes.js';
 
 /** Where a Parse's statement name ends and the rest (query, parameter types) begins. */
 export interface ParseParts {
@@ -51,14 +51,22 @@ export function readBind(buf: Buffer, start: number, end: number, out: BindParts
   return out;
 }
 
-/** The same Bind with its statement name replaced by `statement`, a name and its NUL (see cstring). */
-export function rewriteBind(buf: Buffer, start: number, end: number, parts: BindParts, statement: Buffer): Buffer {
-  const head = parts.statementStart - start - 5;
-  const out = allocMessage(FrontendCode.Bind, head + statement.length + end - parts.statementEnd);
-  let p = copyRange(buf, start + 5, parts.statementStart, out, 5);
+/** The size of the Bind buf[start, end) with its statement name replaced by `statement` (see rewriteBind). */
+export function rewrittenBindSize(start: number, end: number, parts: BindParts, statement: Buffer): number {
+  return end - start - (parts.statementEnd - parts.statementStart) + statement.length;
+}
+
+/**
+ * Writes the Bind buf[start, end) with its statement name replaced by `statement` (a name and its NUL, see
+ * cstring) at out[at, at + rewrittenBindSize); returns the position after it.
+ */
+export function rewriteBind(buf: Buffer, start: number, end: number, parts: BindParts, statement: Buffer, out: Buffer, at: number): number {
+  const size = rewrittenBindSize(start, end, parts, statement);
+  out[at] = FrontendCode.Bind;
+  writeUint32At(out, at + 1, size - 1);
+  let p = copyRange(buf, start + 5, parts.statementStart, out, at + 5);
   p = copyRange(statement, 0, statement.length, out, p);
-  copyRange(buf, parts.statementEnd, end, out, p);
-  return out;
+  return copyRange(buf, parts.statementEnd, end, out, p);
 }
 
 /** Describe and Close: 'S' (statement) or 'P' (portal), and the name. */
@@ -102,20 +110,20 @@ export function parseIsNamed(buf: Buffer, start: number): boolean {
 }
 
 /** Reads message `code` at `p` if it is there and whole; returns its end, or -1. */
-function messageAt(buf: Buffer, p: number, code: number): number {
-  if (p + 5 > buf.length || buf[p] !== code) return -1;
+function messageAt(buf: Buffer, p: number, end: number, code: number): number {
+  if (p + 5 > end || buf[p] !== code) return -1;
   const len = buf.readUInt32BE(p + 1);
-  if (len < 4 || p + 1 + len > buf.length) return -1;
+  if (len < 4 || p + 1 + len > end) return -1;
   return p + 1 + len;
 }
 
 /**
- * If buf[start..] holds exactly Bind(unnamed portal, no parameters), an optional Describe of that portal,
+ * If buf[start, end) holds exactly Bind(unnamed portal, no parameters), an optional Describe of that portal,
  * Execute and Sync (how drivers run one parameterless statement), the statement's name and whether the
  * Describe was there; otherwise null.
  */
-export function readLoneExecution(buf: Buffer, start: number): { statement: string; describe: boolean } | null {
-  const bindEnd = messageAt(buf, start, FrontendCode.Bind);
+export function readLoneExecution(buf: Buffer, start: number, end = buf.length): { statement: string; describe: boolean } | null {
+  const bindEnd = messageAt(buf, start, end, FrontendCode.Bind);
   if (bindEnd < 0 || buf[start + 5] !== 0) return null;
   const parts = readBind(buf, start, bindEnd);
   const at = parts.statementEnd;
@@ -126,25 +134,25 @@ export function readLoneExecution(buf: Buffer, start: number): { statement: stri
   let p = bindEnd;
   let describe = false;
   if (buf[p] === FrontendCode.Describe) {
-    const end = messageAt(buf, p, FrontendCode.Describe);
-    if (end < 0 || end - p !== 7 || buf[p + 5] !== 0x50 /* 'P' */ || buf[p + 6] !== 0) return null;
+    const describeEnd = messageAt(buf, p, end, FrontendCode.Describe);
+    if (describeEnd < 0 || describeEnd - p !== 7 || buf[p + 5] !== 0x50 /* 'P' */ || buf[p + 6] !== 0) return null;
     describe = true;
-    p = end;
+    p = describeEnd;
   }
-  const execEnd = messageAt(buf, p, FrontendCode.Execute);
+  const execEnd = messageAt(buf, p, end, FrontendCode.Execute);
   if (execEnd < 0 || buf[p + 5] !== 0) return null;
-  const syncEnd = messageAt(buf, execEnd, FrontendCode.Sync);
-  if (syncEnd < 0 || syncEnd !== buf.length) return null;
+  const syncEnd = messageAt(buf, execEnd, end, FrontendCode.Sync);
+  if (syncEnd < 0 || syncEnd !== end) return null;
   return { statement: parts.statement, describe };
 }
 
 /** Like readLoneExecution, preceded by the Parse of an unnamed parameterless statement: its text. */
-export function readLoneStatement(buf: Buffer): { text: string; describe: boolean } | null {
-  const parseEnd = messageAt(buf, 0, FrontendCode.Parse);
+export function readLoneStatement(buf: Buffer, start = 0, end = buf.length): { text: string; describe: boolean } | null {
+  const parseEnd = messageAt(buf, start, end, FrontendCode.Parse);
   if (parseEnd < 0) return null;
-  const parse = readParse(buf, 0, parseEnd);
+  const parse = readParse(buf, start, parseEnd);
   if (parse.name !== '' || buf.readInt16BE(parseEnd - 2) !== 0) return null;
-  const rest = readLoneExecution(buf, parseEnd);
+  const rest = readLoneExecution(buf, parseEnd, end);
   if (rest === null || rest.statement !== '') return null;
   return { text: buf.toString('utf8', parse.restStart, parseEnd - 3), describe: rest.describe };
 }

@@ -88,11 +88,12 @@ interface Got {
  * Pushes the chunks and collects every message. Message bytes are kept as the views the framer
  * handed out (not copies), so comparing them at the end also checks later pushes left them intact.
  */
-function frameAll(f: Framer, chunks: Buffer[], onMessage?: (g: Got) => void): Got[] {
+function frameAll(f: Framer, chunks: (Buffer | Range)[], onMessage?: (g: Got) => void): Got[] {
   const out: Got[] = [];
   let parts: Buffer[] = [];
   for (const c of chunks) {
-    f.push(c);
+    if (Buffer.isBuffer(c)) f.push(c);
+    else f.push(c.buf, c.start, c.end);
     for (;;) {
       const k = f.next();
       if (k === FrameKind.None) break;
@@ -145,6 +146,30 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A chunk pushed as a range of a larger buffer, as readers hand over ranges of their slab. */
+interface Range {
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+/**
+ * The chunks copied one after another into one slab, with bytes between them that would read as a huge
+ * length or a message type: a framer that looks past a range's end trips on them.
+ */
+function inSlab(chunks: Buffer[]): Range[] {
+  const gap = 7;
+  const slab = Buffer.alloc(chunks.reduce((n, c) => n + c.length + gap, gap), 0x7f);
+  const out: Range[] = [];
+  let at = gap;
+  for (const c of chunks) {
+    c.copy(slab, at);
+    out.push({ buf: slab, start: at, end: at + c.length });
+    at += c.length + gap;
+  }
+  return out;
 }
 
 function randomChunks(stream: Buffer, rnd: () => number): Buffer[] {
@@ -210,6 +235,19 @@ test('random chunking, including 1-byte chunks, reassembles both streams', () =>
   for (let i = 0; i < 200; i++) {
     assertSame(frameAll(backendFramer(), randomChunks(backend, rnd)), BACKEND_MESSAGES);
     assertSame(frameAll(frontendFramer(), randomChunks(frontend, rnd)), FRONTEND_MESSAGES);
+  }
+});
+
+test('chunks that are ranges of one slab frame as chunks of their own, split anywhere', () => {
+  const rnd = prng(0x51ab);
+  const backend = Buffer.concat(BACKEND_MESSAGES);
+  const frontend = Buffer.concat(FRONTEND_MESSAGES);
+  for (let cut = 0; cut <= frontend.length; cut++) {
+    assertSame(frameAll(frontendFramer(), inSlab([frontend.subarray(0, cut), frontend.subarray(cut)])), FRONTEND_MESSAGES);
+  }
+  for (let i = 0; i < 100; i++) {
+    assertSame(frameAll(backendFramer(), inSlab(randomChunks(backend, rnd))), BACKEND_MESSAGES);
+    assertSame(frameAll(frontendFramer(), inSlab(randomChunks(frontend, rnd))), FRONTEND_MESSAGES);
   }
 });
 
@@ -446,6 +484,16 @@ test('takeRemainder returns the unread rest of the chunk after an SSLRequest', (
   assert.ok(f.idle);
   assert.equal(f.next(), FrameKind.None);
   assert.equal(f.takeRemainder().length, 0);
+});
+
+test('takeRemainder of a chunk pushed as a range stops at the range end', () => {
+  const tlsHello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+  const [range] = inSlab([Buffer.concat([sslRequest(), tlsHello])]);
+  const f = frontendFramer();
+  f.untyped = true;
+  f.push(range.buf, range.start, range.end);
+  assert.equal(f.next(), FrameKind.Message);
+  assert.ok(f.takeRemainder().equals(tlsHello));
 });
 
 test('takeRemainder returns a partial message held by the framer', () => {

@@ -6,7 +6,7 @@
  * a buffer of its own. Long messages of a "streamable" type (DataRow, CopyData, ...) are reported in
  * parts as they arrive, so a 20 MB row never has to be buffered whole.
  *
- * Use: push(chunk), then call next() until it returns FrameKind.None; read the frame from the fields.
+ * Use: push(buf, start, end), then call next() until it returns FrameKind.None; read the frame from the fields.
  * A buffer reported in a frame is never written to again, so callers may hand slices of it to a
  * socket without copying.
  */
@@ -64,6 +64,8 @@ export class Framer {
 
   private cur: Buffer = EMPTY;
   private pos = 0;
+  /** Where the pushed chunk ends in `cur`. */
+  private curEnd = 0;
   /** Assembly buffer for a message split across chunks. */
   private pend: Buffer = EMPTY;
   private pendLen = 0;
@@ -78,9 +80,11 @@ export class Framer {
     this.streamable = opts.streamable ?? NO_STREAM;
   }
 
-  push(chunk: Buffer): void {
-    this.cur = chunk;
-    this.pos = 0;
+  /** The next chunk is buf[start, end): a range, so a reader's slab needs no view made per read. */
+  push(buf: Buffer, start = 0, end = buf.length): void {
+    this.cur = buf;
+    this.pos = start;
+    this.curEnd = end;
   }
 
   /** Bytes held for an incomplete message (for buffer accounting). */
@@ -95,15 +99,16 @@ export class Framer {
 
   /** True when no partial message is held and the pushed chunk is consumed. */
   get idle(): boolean {
-    return this.pendLen === 0 && this.streamLeft === 0 && this.pos >= this.cur.length;
+    return this.pendLen === 0 && this.streamLeft === 0 && this.pos >= this.curEnd;
   }
 
   /** Unconsumed bytes of the pushed chunk plus any partial message, e.g. to hand a socket on. */
   takeRemainder(): Buffer {
-    const rest = this.cur.subarray(this.pos);
+    const rest = this.cur.subarray(this.pos, this.curEnd);
     const pending = this.pend.subarray(0, this.pendLen);
     this.cur = EMPTY;
     this.pos = 0;
+    this.curEnd = 0;
     this.pend = EMPTY;
     this.pendLen = 0;
     this.pendTotal = 0;
@@ -113,7 +118,7 @@ export class Framer {
   next(): FrameKind {
     if (this.kind === FrameKind.Error) return FrameKind.Error;
     const cur = this.cur;
-    const avail = cur.length - this.pos;
+    const avail = this.curEnd - this.pos;
     if (this.streamLeft > 0) {
       if (avail === 0) return (this.kind = FrameKind.None);
       const n = avail < this.streamLeft ? avail : this.streamLeft;
@@ -132,6 +137,7 @@ export class Framer {
       this.cur = EMPTY;
       this.buf = EMPTY;
       this.pos = 0;
+      this.curEnd = 0;
       return (this.kind = FrameKind.None);
     }
 
@@ -158,8 +164,8 @@ export class Framer {
       this.length = len;
       this.buf = cur;
       this.start = p;
-      this.end = cur.length;
-      this.pos = cur.length;
+      this.end = this.curEnd;
+      this.pos = this.curEnd;
       this.streamLeft = total - avail;
       this.first = true;
       this.last = false;
@@ -186,12 +192,12 @@ export class Framer {
 
   /** Copies the rest of the current chunk into a fresh assembly buffer sized for `size` bytes. */
   private startPending(size: number): void {
-    const avail = this.cur.length - this.pos;
+    const avail = this.curEnd - this.pos;
     // Grown as bytes arrive, so a hostile length header alone costs no memory.
     this.pend = Buffer.allocUnsafe(Math.max(Math.min(size, 65536), avail));
-    this.cur.copy(this.pend, 0, this.pos);
+    this.cur.copy(this.pend, 0, this.pos, this.curEnd);
     this.pendLen = avail;
-    this.pos = this.cur.length;
+    this.pos = this.curEnd;
   }
 
   private continuePending(): FrameKind {
@@ -237,7 +243,7 @@ export class Framer {
   private fill(upto: number): void {
     const need = upto - this.pendLen;
     if (need <= 0) return;
-    const avail = this.cur.length - this.pos;
+    const avail = this.curEnd - this.pos;
     const n = avail < need ? avail : need;
     if (this.pend.length < this.pendLen + n) {
       const grown = Buffer.allocUnsafe(Math.min(upto, Math.max(this.pendLen + n, this.pend.length * 2)));

@@ -177,15 +177,15 @@ export class ClientConnection implements PoolClient {
   }
 
   private bindSocket(s: ByteSocket): void {
-    const onChunk = (chunk: Buffer): void => {
+    const onChunk = (buf: Buffer, start: number, end: number): void => {
       try {
-        this.onData(chunk);
+        this.onData(buf, start, end);
       } catch (err) {
         this.internalError(err);
       }
     };
     if (this.reader !== null && !this.tls) this.reader.onChunk = onChunk;
-    else s.on('data', onChunk);
+    else s.on('data', (chunk: Buffer) => onChunk(chunk, 0, chunk.length));
     s.on('end', () => this.onClose());
     s.on('close', () => this.onClose());
     s.on('error', () => this.onClose());
@@ -211,19 +211,20 @@ export class ClientConnection implements PoolClient {
 
   // ---- relaying ----
 
-  private onData(chunk: Buffer): void {
+  /** A chunk the client sent: buf[start, end). */
+  private onData(buf: Buffer, start: number, end: number): void {
     // A refused client may still send (its Terminate, pipelined queries): nothing of it is relayed.
     if (this.state === ClientState.Closed) return;
-    this.framer.push(chunk);
-    if (this.state <= ClientState.Auth) this.onStartupData(chunk);
-    else this.relay(chunk);
+    this.framer.push(buf, start, end);
+    if (this.state <= ClientState.Auth) this.onStartupData(buf, start, end);
+    else this.relay(buf, start, end);
   }
 
-  /** Relays the framed messages of `chunk`; runs of pass-through messages leave as single slices. */
-  private relay(chunk: Buffer): void {
+  /** Relays the framed messages of the chunk buf[start, end); runs of pass-through messages leave as single slices. */
+  private relay(buf: Buffer, start: number, end: number): void {
     if (this.adminConsole) return this.consoleFrames();
-    this.pool!.stats.received += chunk.length;
-    if (this.state === ClientState.Idle && this.pool!.transactionMode && this.answerLocally(chunk)) return;
+    this.pool!.stats.received += end - start;
+    if (this.state === ClientState.Idle && this.pool!.transactionMode && this.answerLocally(buf, start, end)) return;
     this.relaying = true;
     try {
       this.relayFrames();
@@ -364,12 +365,12 @@ export class ClientConnection implements PoolClient {
    * Transaction mode, no server attached: a lone BEGIN is answered here and sent later with the first real
    * statement; the COMMIT/ROLLBACK of such a transaction that never reached a server is answered here too.
    */
-  private answerPreparedLocally(chunk: Buffer): boolean {
+  private answerPreparedLocally(buf: Buffer, start: number, end: number): boolean {
     const rm = this.remapper;
     if (rm === null) return false;
     let answer;
     try {
-      answer = rm.tryLocal(chunk, this.deferredTxStatus(), this.toClient);
+      answer = rm.tryLocal(buf, start, end, this.deferredTxStatus(), this.toClient);
     } catch (err) {
       if (err instanceof ProtocolViolation) return false;
       throw err;
@@ -382,22 +383,23 @@ export class ClientConnection implements PoolClient {
     return true;
   }
 
-  private answerLocally(chunk: Buffer): boolean {
-    if (this.pending !== 0 || this.unsynced || this.framer.buffered !== 0 || chunk.length < 6) return false;
+  /** The chunk buf[start, end) from an idle client, answered here if it needs no server. */
+  private answerLocally(buf: Buffer, start: number, end: number): boolean {
+    if (this.pending !== 0 || this.unsynced || this.framer.buffered !== 0 || end - start < 6) return false;
     let text: string | null = null;
     let lone: { text: string; describe: boolean } | null = null;
     try {
       const deferred = this.deferredBegin !== null;
-      if (chunk[0] === FrontendCode.Query && uint32At(chunk, 1) + 1 === chunk.length) {
-        if (mayBeTransactionControl(chunk, 5, chunk.length, deferred)) text = readQueryText(chunk, 0, chunk.length);
-      } else if (chunk[0] === FrontendCode.Parse && chunk[5] === 0 && mayBeTransactionControl(chunk, 6, chunk.length, deferred)) {
-        text = (lone = readLoneStatement(chunk))?.text ?? null;
+      if (buf[start] === FrontendCode.Query && uint32At(buf, start + 1) + 1 === end - start) {
+        if (mayBeTransactionControl(buf, start + 5, end, deferred)) text = readQueryText(buf, start, end);
+      } else if (buf[start] === FrontendCode.Parse && buf[start + 5] === 0 && mayBeTransactionControl(buf, start + 6, end, deferred)) {
+        text = (lone = readLoneStatement(buf, start, end))?.text ?? null;
       }
     } catch (err) {
       if (err instanceof ProtocolViolation) return false;
       throw err;
     }
-    if (text === null) return this.answerPreparedLocally(chunk);
+    if (text === null) return this.answerPreparedLocally(buf, start, end);
     let tag: string;
     let status: Buffer;
     if (this.deferredBegin === null) {
@@ -689,7 +691,7 @@ export class ClientConnection implements PoolClient {
 
   // ---- startup and authentication ----
 
-  private onStartupData(chunk: Buffer): void {
+  private onStartupData(buf: Buffer, start: number, end: number): void {
     const f = this.framer;
     let kind: FrameKind;
     while (this.state <= ClientState.Auth && (kind = f.next()) !== FrameKind.None) {
@@ -704,7 +706,7 @@ export class ClientConnection implements PoolClient {
       if (this.state === ClientState.Closed) return;
     }
     // Messages pipelined behind the login (rare, but legal once ReadyForQuery is due) are relayed now.
-    if (this.state > ClientState.Auth && this.state !== ClientState.Closed && !f.idle) this.relay(chunk);
+    if (this.state > ClientState.Auth && this.state !== ClientState.Closed && !f.idle) this.relay(buf, start, end);
   }
 
   /** The admin console answers simple queries only; Terminate ends the session. */
@@ -1028,7 +1030,7 @@ export class ClientConnection implements PoolClient {
 
   /** Relays bytes the client sent before it moved, ahead of anything read from now on. */
   replay(pending: Uint8Array): void {
-    if (pending.length > 0) this.onData(Buffer.from(pending.buffer, pending.byteOffset, pending.byteLength));
+    if (pending.length > 0) this.onData(Buffer.from(pending.buffer, pending.byteOffset, pending.byteLength), 0, pending.byteLength);
   }
 
   // ---- closing ----

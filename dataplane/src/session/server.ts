@@ -133,14 +133,14 @@ export class ServerConnection implements PoolServer {
   }
 
   private bindSocket(s: ByteSocket): void {
-    const onChunk = (chunk: Buffer): void => {
+    const onChunk = (buf: Buffer, start: number, end: number): void => {
       try {
-        this.onData(chunk);
+        this.onData(buf, start, end);
       } catch (err) {
         this.internalFault(err);
       }
     };
-    if (this.tls) s.on('data', onChunk);
+    if (this.tls) s.on('data', (chunk: Buffer) => onChunk(chunk, 0, chunk.length));
     else this.reader.onChunk = onChunk;
     s.on('error', (err: NodeJS.ErrnoException) => {
       // A certificate PostgreSQL presents that fails verification will fail every retry: tell the waiters now.
@@ -309,11 +309,12 @@ export class ServerConnection implements PoolServer {
 
   // ---- relaying ----
 
-  private onData(chunk: Buffer): void {
+  /** A chunk the server sent: buf[start, end). */
+  private onData(buf: Buffer, start: number, end: number): void {
     const f = this.framer;
-    f.push(chunk);
-    if (this.client !== null) this.pool.stats.sent += chunk.length;
-    if (this.state === ServerState.TlsNegotiation) return this.onTlsAnswer(chunk);
+    f.push(buf, start, end);
+    if (this.client !== null) this.pool.stats.sent += end - start;
+    if (this.state === ServerState.TlsNegotiation) return this.onTlsAnswer(buf, start, end);
     let kind: FrameKind;
     while ((kind = f.next()) !== FrameKind.None) {
       if (kind === FrameKind.Error) {
@@ -372,10 +373,10 @@ export class ServerConnection implements PoolServer {
     if (client !== null) client.afterServerData(this);
   }
 
-  private onTlsAnswer(chunk: Buffer): void {
-    const answer = chunk[0];
+  private onTlsAnswer(buf: Buffer, start: number, end: number): void {
+    const answer = buf[start];
     const mode = this.pool.db.serverTlsMode;
-    if (chunk.length !== 1) return this.loginFailed('unexpected data after the answer to SSLRequest', false);
+    if (end - start !== 1) return this.loginFailed('unexpected data after the answer to SSLRequest', false);
     if (answer === 0x53 /* 'S' */) return this.upgradeToTls();
     if (answer === 0x4e /* 'N' */ && mode === 'prefer') return this.startLogin();
     this.loginFailed(answer === 0x4e ? `the server does not support TLS (server_tls_mode ${mode})` : 'invalid answer to SSLRequest', answer === 0x4e);

@@ -35,9 +35,9 @@ async function collect(parts: Buffer[]): Promise<Buffer[]> {
   let received = 0;
   let target = 0;
   let arrived: () => void = () => undefined;
-  reader.onChunk = (chunk) => {
-    chunks.push(chunk);
-    received += chunk.length;
+  reader.onChunk = (buf, start, end) => {
+    chunks.push(buf.subarray(start, end));
+    received += end - start;
     if (received >= target) arrived();
   };
   try {
@@ -66,7 +66,7 @@ test('end and close still arrive as events', async () => {
   const { sender, receiver, reader, close } = await pair();
   try {
     const got: string[] = [];
-    reader.onChunk = (chunk) => got.push(chunk.toString());
+    reader.onChunk = (buf, start, end) => got.push(buf.toString('utf8', start, end));
     const ended = once(receiver, 'end');
     sender.end('last words');
     await ended;

@@ -32,22 +32,42 @@ export function slabOffset(): number {
   return used;
 }
 
-/** The next n bytes of the slab, just written, as a chunk of their own. */
-export function takeSlab(n: number): Buffer {
-  const chunk = slab.subarray(used, used + n);
+/** Marks the next n bytes of the slab, just written, as taken: they are never written again. */
+export function takeSlab(n: number): void {
   // 8-byte steps keep every chunk aligned, as Node's own buffer pool does.
   used += (n + 7) & ~7;
-  return chunk;
 }
 
-function copyOut(n: number): Buffer {
+/** Where reserve() put the room it returned. */
+export let reservedAt = 0;
+
+/**
+ * Room for n bytes of a message Doorman writes itself (a rewritten Bind), at `reservedAt` of the buffer
+ * returned: a range of the slab when it fits, so it allocates nothing, and like a read never written again.
+ */
+export function reserve(n: number): Buffer {
+  if (n >= OWN_BUFFER_FROM) {
+    reservedAt = 0;
+    return Buffer.allocUnsafeSlow(n);
+  }
+  const into = slabFor(n);
+  reservedAt = used;
+  takeSlab(n);
+  return into;
+}
+
+/** Hands the n bytes Node read to `reader`, copied out of the shared read buffer. */
+function copyOut(reader: SocketReader, n: number): void {
   if (n >= OWN_BUFFER_FROM) {
     const own = Buffer.allocUnsafeSlow(n);
     readBuffer.copy(own, 0, 0, n);
-    return own;
+    return reader.onChunk(own, 0, n);
   }
-  readBuffer.copy(slabFor(n), used, 0, n);
-  return takeSlab(n);
+  const into = slabFor(n);
+  const at = slabOffset();
+  readBuffer.copy(into, at, 0, n);
+  takeSlab(n);
+  reader.onChunk(into, at, at + n);
 }
 
 function ignore(): void {}
@@ -57,8 +77,11 @@ export type ReadingSocketOptions = net.SocketConstructorOpts & { onread?: net.On
 
 /** The read side of one plain socket: pass `options` as `onread` when creating it, then set `onChunk`. */
 export class SocketReader {
-  /** Called with each chunk read; 'end', 'close' and 'error' still come as socket events. */
-  onChunk: (chunk: Buffer) => void = ignore;
+  /**
+   * Called with each chunk read, buf[start, end): a range of a slab, so a read makes no view of its own.
+   * 'end', 'close' and 'error' still come as socket events.
+   */
+  onChunk: (buf: Buffer, start: number, end: number) => void = ignore;
 
   private onread: net.OnReadOpts | null = null;
 
@@ -67,7 +90,7 @@ export class SocketReader {
     return (this.onread ??= {
       buffer: readBuffer,
       callback: (n: number): boolean => {
-        this.onChunk(copyOut(n));
+        copyOut(this, n);
         return true;
       },
     });

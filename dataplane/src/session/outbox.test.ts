@@ -1,0 +1,100 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { EpollLoop } from '../io/epoll-loop.js';
+import { loopbackPair } from '../io/loopback-pair.js';
+import { Outbox } from './outbox.js';
+
+const loop = EpollLoop.start((err) => {
+  throw err;
+});
+after(() => loop?.close());
+
+/** Resolves with the first `total` bytes `peer` receives. */
+function received(peer: net.Socket, total: number): Promise<Buffer> {
+  const got: Buffer[] = [];
+  let n = 0;
+  return new Promise((resolve) =>
+    peer.on('data', (b: Buffer) => {
+      got.push(b);
+      n += b.length;
+      if (n >= total) resolve(Buffer.concat(got));
+    }),
+  );
+}
+
+/**
+ * Adds ranges of a few source buffers to `box`: short and long ones, ranges that continue the one before
+ * (merged), whole buffers and ranges in the middle. Returns the bytes the socket must receive, in order.
+ */
+function addMixed(box: Outbox, scale: number): Buffer {
+  const chunk = Buffer.alloc(300 * scale);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = i % 251;
+  const message = Buffer.from('Bxyz-a-rewritten-bind');
+  const long = Buffer.alloc(1000 * scale, 0x41);
+  const want: Buffer[] = [];
+  const add = (b: Buffer, start: number, end: number): void => {
+    box.add(b, start, end);
+    want.push(b.subarray(start, end));
+  };
+  add(chunk, 0, 10);
+  add(chunk, 10, 40);
+  add(message, 0, message.length);
+  add(chunk, 57, 299 * scale);
+  add(long, 3, long.length);
+  add(message, 2, 9);
+  add(chunk, 299 * scale, 300 * scale);
+  return Buffer.concat(want);
+}
+
+test('ranges of several buffers reach a socket on the shard loop in order, byte for byte', async () => {
+  const { peer, raw, close } = await loopbackPair(loop!);
+  try {
+    const box = new Outbox(raw);
+    const want = addMixed(box, 1);
+    const got = received(peer, want.length);
+    box.flush();
+    assert.ok((await got).equals(want));
+  } finally {
+    close();
+  }
+});
+
+test('a write past the copy limit reaches a socket on the shard loop whole', async () => {
+  const { peer, raw, close } = await loopbackPair(loop!);
+  try {
+    const box = new Outbox(raw);
+    const want = addMixed(box, 100);
+    assert.ok(want.length > 64 * 1024);
+    const got = received(peer, want.length);
+    box.flush();
+    assert.ok((await got).equals(want));
+  } finally {
+    close();
+  }
+});
+
+test('a Node socket gets the same bytes, small and past the copy limit, and one range alone', async () => {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const client = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+  const [peer] = await accepted;
+  try {
+    const box = new Outbox(client);
+    const small = addMixed(box, 1);
+    box.flush();
+    const large = addMixed(box, 100);
+    box.flush();
+    const alone = Buffer.from('one range alone');
+    box.add(alone, 4, 9);
+    box.flush();
+    const want = Buffer.concat([small, large, alone.subarray(4, 9)]);
+    assert.ok((await received(peer, want.length)).equals(want));
+  } finally {
+    client.destroy();
+    server.close();
+  }
+});
