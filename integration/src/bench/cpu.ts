@@ -2,8 +2,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 
 /**
- * CPU time and memory of a process from /proc. utime+stime are summed over
- * every thread in /proc/<pid>/task so multi-threaded poolers are charged fully.
+ * CPU time, context switches and memory of a process from /proc. Per-thread
+ * figures are summed over every thread in /proc/<pid>/task so multi-threaded
+ * poolers are charged fully (a task's status counts only its own switches).
  */
 
 export interface CpuTimes {
@@ -31,18 +32,45 @@ export function parseVmRss(status: string): number | null {
   return match?.[1] ? Number(match[1]) * 1024 : null;
 }
 
+/** voluntary_ctxt_switches + nonvoluntary_ctxt_switches of a /proc status text; null when either is absent. */
+export function parseContextSwitches(status: string): number | null {
+  const voluntary = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1];
+  const involuntary = /^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1];
+  return voluntary === undefined || involuntary === undefined ? null : Number(voluntary) + Number(involuntary);
+}
+
+export interface ThreadTotals {
+  /** utime+stime, clock ticks. */
+  ticks: number;
+  /** stime alone: time in the kernel on the process's behalf. */
+  sysTicks: number;
+  /** Voluntary + involuntary context switches. */
+  switches: number;
+}
+
+/** CPU time and context switches summed over all live threads of `pid`. */
+export async function readThreadTotals(pid: number): Promise<ThreadTotals> {
+  const tasks = await readdir(`/proc/${pid}/task`);
+  const totals: ThreadTotals = { ticks: 0, sysTicks: 0, switches: 0 };
+  for (const tid of tasks) {
+    const dir = `/proc/${pid}/task/${tid}`;
+    // A thread may exit between readdir and read.
+    const texts = await Promise.all([readFile(`${dir}/stat`, 'utf8'), readFile(`${dir}/status`, 'utf8')]).catch(() => null);
+    if (texts === null) continue;
+    const [stat, status] = texts;
+    const times = parseStatTimes(stat);
+    const switches = parseContextSwitches(status);
+    if (switches === null) throw new Error(`no context switch counts in ${dir}/status`);
+    totals.ticks += times.utime + times.stime;
+    totals.sysTicks += times.stime;
+    totals.switches += switches;
+  }
+  return totals;
+}
+
 /** utime+stime of all live threads of `pid`, in clock ticks. */
 export async function readCpuTicks(pid: number): Promise<number> {
-  const tasks = await readdir(`/proc/${pid}/task`);
-  let total = 0;
-  for (const tid of tasks) {
-    // A thread may exit between readdir and read.
-    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null);
-    if (stat === null) continue;
-    const times = parseStatTimes(stat);
-    total += times.utime + times.stime;
-  }
-  return total;
+  return (await readThreadTotals(pid)).ticks;
 }
 
 export async function readRss(pid: number): Promise<number | null> {
@@ -56,10 +84,9 @@ export async function readOpenFds(pid: number): Promise<number | null> {
   return entries === null ? null : entries.length;
 }
 
-export interface CpuSample {
+export interface CpuSample extends ThreadTotals {
   /** Wall clock, microseconds since the Unix epoch (comparable with pgbench log times). */
   atUs: number;
-  ticks: number;
   rssBytes: number | null;
 }
 
@@ -80,8 +107,8 @@ export function sampleProcess(pid: number, intervalMs = 200): Sampler {
   const take = async (): Promise<void> => {
     try {
       const atUs = nowUs();
-      const [ticks, rssBytes] = await Promise.all([readCpuTicks(pid), readRss(pid)]);
-      samples.push({ atUs, ticks, rssBytes });
+      const [totals, rssBytes] = await Promise.all([readThreadTotals(pid), readRss(pid)]);
+      samples.push({ atUs, ...totals, rssBytes });
     } catch {
       // The process is gone; the samples so far still describe it.
     }
@@ -119,4 +146,16 @@ export function samplesWithin(samples: readonly CpuSample[], startUs: number, en
 export function cpuMicrosPerTransaction(window: CpuWindow, transactions: number, ticksPerSecond: number): number | null {
   if (transactions <= 0) return null;
   return ((window.to.ticks - window.from.ticks) * 1_000_000) / ticksPerSecond / transactions;
+}
+
+/** Kernel (stime) microseconds per transaction, over the same samples as cpuMicrosPerTransaction. */
+export function sysMicrosPerTransaction(window: CpuWindow, transactions: number, ticksPerSecond: number): number | null {
+  if (transactions <= 0) return null;
+  return ((window.to.sysTicks - window.from.sysTicks) * 1_000_000) / ticksPerSecond / transactions;
+}
+
+/** Context switches per transaction between the two samples. */
+export function switchesPerTransaction(window: CpuWindow, transactions: number): number | null {
+  if (transactions <= 0) return null;
+  return (window.to.switches - window.from.switches) / transactions;
 }

@@ -18,6 +18,8 @@ export function run(target: TargetName, fields: Partial<TargetRun> = {}): Target
     steadyTransactions: null,
     steadySeconds: null,
     cpuUsPerTx: null,
+    sysUsPerTx: null,
+    switchesPerTx: null,
     rssBytes: null,
     pgbenchSeconds: 15,
     wallSeconds: 15,
@@ -30,8 +32,8 @@ export function sampleCells(): CellResult[] {
     {
       cell: makeCell('select-only', 'simple', 100),
       runs: [
-        run('doorman', { tps: 15000.4, p50Ms: 0.5, p99Ms: 2.25, cpuUsPerTx: 30, rssBytes: 64 * 1024 * 1024 }),
-        run('pgbouncer', { tps: 20000, p50Ms: 0.4, p99Ms: 1.5, cpuUsPerTx: 20, rssBytes: 10 * 1024 * 1024 }),
+        run('doorman', { tps: 15000.4, p50Ms: 0.5, p99Ms: 2.25, cpuUsPerTx: 30, sysUsPerTx: 9.94, switchesPerTx: 2.456, rssBytes: 64 * 1024 * 1024 }),
+        run('pgbouncer', { tps: 20000, p50Ms: 0.4, p99Ms: 1.5, cpuUsPerTx: 20, sysUsPerTx: 8.3, switchesPerTx: 1.004, rssBytes: 10 * 1024 * 1024 }),
         run('direct', { tps: 40000, p50Ms: 0.0125, p99Ms: 12.5 }),
       ],
     },

@@ -18,6 +18,10 @@ export function formatMicros(value: number | null): string {
   return value === null ? DASH : value.toFixed(1);
 }
 
+export function formatSwitches(value: number | null): string {
+  return value === null ? DASH : value.toFixed(2);
+}
+
 export function formatMiB(bytes: number | null): string {
   return bytes === null ? DASH : (bytes / (1024 * 1024)).toFixed(1);
 }
@@ -79,7 +83,7 @@ function triple(cell: CellResult, pick: (run: TargetRun) => string): string {
   }).join(' / ');
 }
 
-/** One row per cell: TPS per target, ratios, CPU per transaction, latency, memory, failed transactions. */
+/** One row per cell: TPS per target, ratios, CPU, kernel time and context switches per transaction, latency, memory, failed transactions. */
 export function renderSummaryTable(cells: readonly CellResult[], notes: Map<TargetRun, Note> = collectNotes(cells)): string {
   const header = [
     'cell',
@@ -90,18 +94,20 @@ export function renderSummaryTable(cells: readonly CellResult[], notes: Map<Targ
     'Doorman µs CPU/tx',
     'PgBouncer µs CPU/tx',
     'CPU/tx D/P',
+    'kernel µs/tx D / P',
+    'switches/tx D / P',
     'p50 ms D / P / direct',
     'p99 ms D / P / direct',
     'RSS MiB D / P',
     'failed tx D / P / direct',
   ];
-  const align = ['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'];
+  const align = ['---', ...header.slice(1).map(() => '---:')];
   const rows = cells.map((cell) => {
     const doorman = okRun(cell, 'doorman');
     const pgbouncer = okRun(cell, 'pgbouncer');
     const tps = (t: TargetName): string => statusCell(runOf(cell, t), notes) ?? formatTps(okRun(cell, t)?.tps ?? null);
     const cpu = (t: TargetName): string => statusCell(runOf(cell, t), notes) ?? formatMicros(okRun(cell, t)?.cpuUsPerTx ?? null);
-    const rss = [doorman, pgbouncer].map((r) => formatMiB(r?.rssBytes ?? null)).join(' / ');
+    const pair = (format: (run: TargetRun | undefined) => string): string => [doorman, pgbouncer].map(format).join(' / ');
     return [
       cell.cell.id,
       tps('doorman'),
@@ -111,9 +117,11 @@ export function renderSummaryTable(cells: readonly CellResult[], notes: Map<Targ
       cpu('doorman'),
       cpu('pgbouncer'),
       formatRatio(doorman?.cpuUsPerTx ?? null, pgbouncer?.cpuUsPerTx ?? null),
+      pair((r) => formatMicros(r?.sysUsPerTx ?? null)),
+      pair((r) => formatSwitches(r?.switchesPerTx ?? null)),
       triple(cell, (r) => formatMs(r.p50Ms)),
       triple(cell, (r) => formatMs(r.p99Ms)),
-      rss,
+      pair((r) => formatMiB(r?.rssBytes ?? null)),
       triple(cell, (r) => (r.failedTransactions === null ? DASH : String(r.failedTransactions))),
     ];
   });
@@ -127,8 +135,26 @@ export function renderNotes(notes: Map<TargetRun, Note>): string {
 
 /** Every run with its raw numbers, failed ones included. */
 export function renderDetailTable(cells: readonly CellResult[]): string {
-  const header = ['cell', 'target', 'status', 'exit', '-T s', 'TPS', 'processed', 'failed tx', 'steady tx', 'steady s', 'p50 ms', 'p99 ms', 'µs CPU/tx', 'RSS MiB', 'wall s'];
-  const align = ['---', '---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:'];
+  const header = [
+    'cell',
+    'target',
+    'status',
+    'exit',
+    '-T s',
+    'TPS',
+    'processed',
+    'failed tx',
+    'steady tx',
+    'steady s',
+    'p50 ms',
+    'p99 ms',
+    'µs CPU/tx',
+    'kernel µs/tx',
+    'switches/tx',
+    'RSS MiB',
+    'wall s',
+  ];
+  const align = ['---', '---', '---', ...header.slice(3).map(() => '---:')];
   const num = (v: number | null): string => (v === null ? DASH : String(v));
   const rows = cells.flatMap((cell) =>
     cell.runs.map((r) => [
@@ -145,6 +171,8 @@ export function renderDetailTable(cells: readonly CellResult[]): string {
       formatMs(r.p50Ms),
       formatMs(r.p99Ms),
       formatMicros(r.cpuUsPerTx),
+      formatMicros(r.sysUsPerTx),
+      formatSwitches(r.switchesPerTx),
       formatMiB(r.rssBytes),
       r.wallSeconds.toFixed(1),
     ]),
@@ -165,8 +193,10 @@ export function renderReport(results: BenchResults): string {
       'TPS is pgbench\'s "without initial connection time" (--connect cells: "including reconnection times"). Latency percentiles and the ' +
       'transactions behind CPU/tx come from the pgbench --log files, over a steady window that starts 1 s after every pgbench ' +
       'thread completed its first transaction and ends 1 s before the first thread stopped. µs CPU/tx is the pooler\'s ' +
-      'utime+stime (all threads) over that window divided by the transactions completed in it. RSS is the pooler\'s at the ' +
-      'end of the run. D/P = Doorman / PgBouncer (TPS: higher is better for Doorman; CPU/tx: lower is better). ' +
+      'utime+stime (all threads) over that window divided by the transactions completed in it. Kernel µs/tx is the stime part ' +
+      'of that, and switches/tx the voluntary plus involuntary context switches of all the pooler\'s threads per transaction, ' +
+      'both over the same window. RSS is the pooler\'s at the end of the run. D/P = Doorman / PgBouncer (TPS: higher is ' +
+      'better for Doorman; CPU/tx: lower is better). ' +
       'The machine is shared: compare CPU/tx rather than TPS.',
     '',
     renderSummaryTable(results.cells, notes),

@@ -2,7 +2,15 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir, PG_BIN, run, type RunResult } from '../harness/index.js';
 import { isExpectedFailure, pgbenchArgs, pgbenchOpenFiles, pgbenchSeconds } from './cells.js';
-import { cpuMicrosPerTransaction, nowUs, sampleProcess, samplesWithin, type CpuSample } from './cpu.js';
+import {
+  cpuMicrosPerTransaction,
+  nowUs,
+  sampleProcess,
+  samplesWithin,
+  switchesPerTransaction,
+  sysMicrosPerTransaction,
+  type CpuSample,
+} from './cpu.js';
 import { inWindow, parseLog, steadyWindow, summarizeLatency, type LogRecord } from './pgbench-log.js';
 import { errorLine, parsePgbenchSummary } from './pgbench-summary.js';
 import type { Endpoint } from './servers.js';
@@ -38,6 +46,8 @@ function emptyRun(target: TargetName, cell: Cell, durationSeconds: number): Targ
     steadyTransactions: null,
     steadySeconds: null,
     cpuUsPerTx: null,
+    sysUsPerTx: null,
+    switchesPerTx: null,
     rssBytes: null,
     pgbenchSeconds: pgbenchSeconds(durationSeconds, cell),
     wallSeconds: 0,
@@ -125,7 +135,11 @@ export async function runPgbench(cell: Cell, name: TargetName, endpoint: Endpoin
     result.steadySeconds = (window.endUs - window.startUs) / 1e6;
     result.p50Ms = latency.p50Us === null ? null : latency.p50Us / 1000;
     result.p99Ms = latency.p99Us === null ? null : latency.p99Us / 1000;
-    if (cpuWindow) result.cpuUsPerTx = cpuMicrosPerTransaction(cpuWindow, latency.transactions, ctx.ticksPerSecond);
+    if (cpuWindow) {
+      result.cpuUsPerTx = cpuMicrosPerTransaction(cpuWindow, latency.transactions, ctx.ticksPerSecond);
+      result.sysUsPerTx = sysMicrosPerTransaction(cpuWindow, latency.transactions, ctx.ticksPerSecond);
+      result.switchesPerTx = switchesPerTransaction(cpuWindow, latency.transactions);
+    }
     const lastRss = [...samples].reverse().find((s) => s.rssBytes !== null);
     result.rssBytes = lastRss?.rssBytes ?? null;
     return result;

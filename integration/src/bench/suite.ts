@@ -50,6 +50,8 @@ function describeRun(run: TargetRun): string {
     `tps ${run.tps === null ? '–' : Math.round(run.tps)}`,
     `p99 ${run.p99Ms === null ? '–' : run.p99Ms.toFixed(2)} ms`,
     `cpu/tx ${run.cpuUsPerTx === null ? '–' : run.cpuUsPerTx.toFixed(1)} µs`,
+    `kernel/tx ${run.sysUsPerTx === null ? '–' : run.sysUsPerTx.toFixed(1)} µs`,
+    `switches/tx ${run.switchesPerTx === null ? '–' : run.switchesPerTx.toFixed(2)}`,
   ].join(', ');
   if (run.status === 'ok') return numbers;
   return `${run.expectedFailure ? 'FAILED (expected)' : 'FAILED'}: ${run.reason ?? ''} (${numbers})`;

@@ -50,6 +50,10 @@ export interface TargetRun {
   steadySeconds: number | null;
   /** Pooler utime+stime (all threads) over the steady window / steadyTransactions. */
   cpuUsPerTx: number | null;
+  /** The kernel part (stime) of cpuUsPerTx, same window. */
+  sysUsPerTx: number | null;
+  /** Pooler voluntary + involuntary context switches (all threads) over the same window / steadyTransactions. */
+  switchesPerTx: number | null;
   /** Pooler resident set size at the last sample before pgbench ended. */
   rssBytes: number | null;
   /** pgbench -T. */
