@@ -69,8 +69,9 @@ const FAILING_DEALLOCATE_CODE = '26000';
 
 /** How PostgreSQL's messages name a statement of Doorman's (see StatementRegistry). */
 const SERVER_NAME_IN_MESSAGE = /prepared statement "DOORMAN_\d+"/;
-/** feature_not_supported: what a Bind gets for "cached plan must not change result type". */
+/** feature_not_supported: what a Bind gets when a statement's result type changed (PostgreSQL's words below). */
 const RESULT_TYPE_CHANGED_CODE = '0A000';
+const RESULT_TYPE_CHANGED = 'cached plan must not change result type';
 const TAG_DISCARD_ALL = Buffer.from('DISCARD ALL\0');
 const TAG_DEALLOCATE_ALL = Buffer.from('DEALLOCATE ALL\0');
 const TAG_PREPARE = Buffer.from('PREPARE\0');
@@ -235,6 +236,9 @@ export class StatementRemapper {
         // aborted transaction would get 25P02 first.
         const refused = bindRefusal(buf, parts.statementEnd, end, st.paramCount, parts.statement);
         if (refused !== null) return this.fail(toServer, '08P01', refused);
+        // A server refused this statement for its changed result type; one that never held it would take it
+        // with the new type, where PostgreSQL keeps refusing the client's statement until it is prepared anew.
+        if (st.retired && !s.prepared.has(st)) return this.fail(toServer, RESULT_TYPE_CHANGED_CODE, RESULT_TYPE_CHANGED);
         if (st.deallocates !== null) return this.bindDeallocate(buf, start, end, parts, st, s, toServer);
         this.ensureHeld(s, st, toServer);
         sendBind(buf, start, end, parts, st.nameZ, toServer);

@@ -795,6 +795,35 @@ describe('transparent prepared statements (transaction mode)', { timeout: 115_00
     );
   });
 
+  test(`after a 0A000, the old name still fails on a server that lost the statement (${MAX_PREPARED_KEY}: ${EVICTION_LIMIT})`, async () => {
+    assert.ok(evicting, `Doorman with ${MAX_PREPARED_KEY}: ${EVICTION_LIMIT} did not start: ${evictingError}`);
+    const text = 'select * from result_type_lost';
+    const others = Array.from({ length: EVICTION_LIMIT }, (_, k) => `select ${k} as other /* pushes the old statement out */`);
+    const body = async (c: RawClient): Promise<string[]> => [
+      ...(await c.exchange([fe.query('create table result_type_lost (a int); insert into result_type_lost values (1)')])),
+      ...(await c.exchange([fe.parse('before', text), ...run('before')])),
+      ...(await c.exchange([fe.query('alter table result_type_lost add column b int default 7')])),
+      ...(await c.exchange(run('before'))),
+      // Through Doorman the one server connection (pool_size 1) now closes the old statement to make room.
+      ...(await c.exchange(others.flatMap((o, k) => [fe.parse(`o${k}`, o), ...run(`o${k}`)]))),
+      ...(await c.exchange(run('before'))),
+      ...(await c.exchange([fe.parse('after', text), ...run('after')])),
+      ...(await c.exchange([fe.query('drop table result_type_lost')])),
+    ];
+    const expected = [
+      'C CREATE TABLE', 'C INSERT 0 1', 'Z I',
+      '1', '2', 'D 1', 'C SELECT 1', 'Z I',
+      'C ALTER TABLE', 'Z I',
+      'E 0A000 cached plan must not change result type', 'Z I',
+      ...others.flatMap((_, k) => ['1', '2', `D ${k}`, 'C SELECT 1', 'Z I']),
+      'E 0A000 cached plan must not change result type', 'Z I',
+      '1', '2', 'D 1|7', 'C SELECT 1', 'Z I',
+      'C DROP TABLE', 'Z I',
+    ];
+    assert.deepEqual(await withClient(servers().pg.port, ROLE_B, body), expected, 'direct PostgreSQL');
+    assert.deepEqual(await withClient(evicting.port, ROLE_B, body), expected, 'through Doorman');
+  });
+
   test('clients with another search_path in their startup options share no statement: one server, one text, each its own table', async () => {
     const s = servers();
     await s.pg.query(`CREATE SCHEMA other AUTHORIZATION ${ROLE_B}; CREATE TABLE other.t (x int, y int); INSERT INTO other.t VALUES (1, 2); ALTER TABLE other.t OWNER TO ${ROLE_B};`, DB);
