@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseBenchOptions } from './options.js';
+import { parseBenchOptions, USAGE } from './options.js';
 
 test('defaults: every cell, 15 s, all targets', () => {
   assert.deepEqual(parseBenchOptions([]), {
@@ -11,6 +11,7 @@ test('defaults: every cell, 15 s, all targets', () => {
     manyClients: false,
     connections: 10_000,
     connectCycles: null,
+    warmupCycles: 200_000,
     cyclesPeer: false,
     workers: null,
     ioFloor: false,
@@ -61,4 +62,24 @@ test('--connect-cycles takes an optional count; --cycles-peer needs it', () => {
   assert.throws(() => parseBenchOptions(['--connect-cycles', 'many']), /--connect-cycles must be a positive integer, got "many"/);
   assert.throws(() => parseBenchOptions(['--cycles-peer']), /--cycles-peer only applies to --connect-cycles/);
   assert.throws(() => parseBenchOptions(['--connect-cycles', '--many-clients']), /separate runs/);
+});
+
+test('--warmup-cycles: 200000 by default, any non-negative count, 0 for none', () => {
+  assert.equal(parseBenchOptions(['--connect-cycles']).warmupCycles, 200_000);
+  assert.equal(parseBenchOptions(['--connect-cycles', '--warmup-cycles', '5000']).warmupCycles, 5000);
+  assert.equal(parseBenchOptions(['--connect-cycles', '--warmup-cycles', '5000']).connectCycles, 100_000);
+  assert.equal(parseBenchOptions(['--warmup-cycles=0', '--connect-cycles', '300']).warmupCycles, 0);
+  assert.equal(parseBenchOptions(['--warmup-cycles=0', '--connect-cycles', '300']).connectCycles, 300);
+});
+
+test('--warmup-cycles refuses bad values by name and needs --connect-cycles', () => {
+  assert.throws(() => parseBenchOptions(['--connect-cycles', '--warmup-cycles', 'lots']), /^Error: --warmup-cycles must be a non-negative integer, got "lots"$/);
+  assert.throws(() => parseBenchOptions(['--connect-cycles', '--warmup-cycles=-1']), /--warmup-cycles must be a non-negative integer, got "-1"/);
+  assert.throws(() => parseBenchOptions(['--connect-cycles', '--warmup-cycles', '2.5']), /--warmup-cycles must be a non-negative integer, got "2.5"/);
+  assert.throws(() => parseBenchOptions(['--connect-cycles', '--warmup-cycles=']), /--warmup-cycles must be a non-negative integer, got ""/);
+  assert.throws(() => parseBenchOptions(['--warmup-cycles', '10']), /--warmup-cycles only applies to --connect-cycles/);
+});
+
+test('the usage text lists --warmup-cycles with its default', () => {
+  assert.match(USAGE, /\n {2}--warmup-cycles N {4}with --connect-cycles: .*\n.*\(default 200000; 0 = none\)/);
 });

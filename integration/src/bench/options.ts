@@ -13,6 +13,11 @@ export interface BenchOptions {
   connections: number;
   /** --connect-cycles N: connect/disconnect cycles through Doorman; null when not asked for. */
   connectCycles: number | null;
+  /**
+   * --warmup-cycles N: cycles each pooler runs before the measured --connect-cycles, so the verdict sees
+   * the heap at its working size; 0 = none. Only used with --connect-cycles.
+   */
+  warmupCycles: number;
   /** --cycles-peer: run the cycles against PgBouncer too. */
   cyclesPeer: boolean;
   /** Doorman's general.workers; null leaves it unset (one shard per core). */
@@ -23,6 +28,8 @@ export interface BenchOptions {
 }
 
 export const DEFAULT_CONNECT_CYCLES = 100_000;
+/** Doorman's heap reaches its working size within about 200,000 cycles (its shards run without V8's memory reducer). */
+export const DEFAULT_WARMUP_CYCLES = 200_000;
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -36,6 +43,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --connections N      connections for --many-clients (default 10000)
   --connect-cycles [N] N connect/disconnect cycles (default ${DEFAULT_CONNECT_CYCLES}) through Doorman with an
                        hba trust rule, sampling its RSS and open descriptors (a leak check)
+  --warmup-cycles N    with --connect-cycles: cycles each pooler runs before the measured ones, so that its
+                       heap reaches its working size (default ${DEFAULT_WARMUP_CYCLES}; 0 = none); the RSS verdict
+                       covers the measured cycles only
   --cycles-peer        with --connect-cycles: run the same cycles against PgBouncer too
   --workers N          Doorman worker shards (default: unset, one per core)
   --io-floor           select-only at 10 clients, simple and extended, two rounds, against PgBouncer,
@@ -49,6 +59,14 @@ function positiveInteger(name: string, text: string | undefined, fallback: numbe
   if (text === undefined) return fallback;
   const value = Number(text);
   if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer, got "${text}"`);
+  return value;
+}
+
+function nonNegativeInteger(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  // Number('') and Number(' ') are 0: an empty value must not pass as "none".
+  const value = text.trim() === '' ? NaN : Number(text);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer, got "${text}"`);
   return value;
 }
 
@@ -90,6 +108,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       'many-clients': { type: 'boolean', default: false },
       connections: { type: 'string' },
       'connect-cycles': { type: 'string' },
+      'warmup-cycles': { type: 'string' },
       'cycles-peer': { type: 'boolean', default: false },
       workers: { type: 'string' },
       'io-floor': { type: 'boolean', default: false },
@@ -103,6 +122,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   const cyclesPeer = values['cycles-peer'] === true;
   if (cycles !== undefined && manyClients) throw new Error('--connect-cycles and --many-clients are separate runs; pick one');
   if (cyclesPeer && cycles === undefined) throw new Error('--cycles-peer only applies to --connect-cycles');
+  const warmup = values['warmup-cycles'];
+  if (warmup !== undefined && cycles === undefined) throw new Error('--warmup-cycles only applies to --connect-cycles');
   const ioFloor = values['io-floor'] === true;
   if (ioFloor && (manyClients || cycles !== undefined)) throw new Error('--io-floor is a separate run; leave out --many-clients and --connect-cycles');
   const quick = values.quick === true;
@@ -115,6 +136,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     manyClients,
     connections: positiveInteger('connections', values.connections, 10_000),
     connectCycles: cycles === undefined ? null : positiveInteger('connect-cycles', cycles, DEFAULT_CONNECT_CYCLES),
+    warmupCycles: nonNegativeInteger('warmup-cycles', warmup, DEFAULT_WARMUP_CYCLES),
     cyclesPeer,
     workers: values.workers === undefined ? null : positiveInteger('workers', values.workers, 0),
     ioFloor,

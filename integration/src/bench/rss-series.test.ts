@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkpoints, fitLine, growthOverLastHalf, growthVerdict, summarizeSeries, type Growth, type ProcessSample } from './rss-series.js';
+import { checkpoints, fitLine, growthOverLastHalf, growthVerdict, sortSamples, summarizeSeries, type Growth, type ProcessSample } from './rss-series.js';
 
 const MiB = 1024 * 1024;
 
@@ -13,9 +13,11 @@ function series(tenths: readonly (number | null)[], before = 100, after = 150): 
   return [at(0, before, 'before', 29), ...tenths.map((mib, i) => at((i + 1) * 100, mib)), at(1000, after, 'after', 38)];
 }
 
-test('checkpoints are every tenth, rounded up, ending at the total, without repeats', () => {
-  assert.deepEqual(checkpoints(100_000), [10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 80_000, 90_000, 100_000]);
-  assert.deepEqual(checkpoints(25), [3, 5, 8, 10, 13, 15, 18, 20, 23, 25]);
+test('checkpoints are every twentieth, rounded up, ending at the total, without repeats', () => {
+  assert.deepEqual(checkpoints(100_000).slice(0, 3), [5_000, 10_000, 15_000]);
+  assert.equal(checkpoints(100_000).length, 20);
+  assert.equal(checkpoints(100_000)[19], 100_000);
+  assert.deepEqual(checkpoints(25, 10), [3, 5, 8, 10, 13, 15, 18, 20, 23, 25]);
   assert.deepEqual(checkpoints(3), [1, 2, 3]);
   assert.deepEqual(checkpoints(1), [1]);
 });
@@ -35,6 +37,7 @@ test('summarizeSeries: min, max, the before sample and the after sample', () => 
     minBytes: 100 * MiB,
     maxBytes: 150 * MiB,
     firstBytes: 100 * MiB,
+    warmedBytes: null,
     lastBytes: 150 * MiB,
   });
 });
@@ -73,6 +76,58 @@ test('no growth figure unless the run reached its last cycle with two samples in
   assert.equal(growthOverLastHalf(series([120, 130, 125, 140, 135, 130, 128, 131, 129, null]), 1000), null);
   assert.equal(growthOverLastHalf([at(0, 100, 'before'), at(1000, 120)], 1000), null);
   assert.equal(growthOverLastHalf([at(0, 100, 'before'), at(1000, 120, 'after')], 1000), null);
+});
+
+/** before at 60 MiB, warmed at 210 MiB after the warm-up, then the measured tenths of 1000 cycles and after. */
+function warmedSeries(tenths: readonly number[]): ProcessSample[] {
+  return [at(0, 60, 'before', 29), at(0, 210, 'warmed', 41), ...tenths.map((mib, i) => at((i + 1) * 100, mib)), at(1000, 200, 'after', 38)];
+}
+
+test('summarizeSeries reports the warmed sample apart from the before and after ones', () => {
+  assert.deepEqual(summarizeSeries(warmedSeries([200, 201, 202, 203, 204, 205, 206, 207, 208, 209])), {
+    samples: 13,
+    minBytes: 60 * MiB,
+    maxBytes: 210 * MiB,
+    firstBytes: 60 * MiB,
+    warmedBytes: 210 * MiB,
+    lastBytes: 200 * MiB,
+  });
+});
+
+test('sortSamples: by measured cycles; at a tie before, warmed, the checkpoint, after', () => {
+  const sorted = sortSamples([at(1000, 3, 'after'), at(500, 4), at(1000, 5), at(0, 2, 'warmed'), at(0, 1, 'before')]);
+  assert.deepEqual(
+    sorted.map((s) => `${s.label}@${s.cycles}`),
+    ['before@0', 'warmed@0', 'cycles@500', 'cycles@1000', 'after@1000'],
+  );
+});
+
+test('a steep rise during warm-up does not count: flat measured cycles are flat', () => {
+  // 60 -> 210 MiB during warm-up (+250 %), then the measured half swings between 195 and 199 MiB.
+  const growth = growthOverLastHalf(warmedSeries([205, 200, 198, 199, 196, 199, 195, 198, 196, 197]), 1000) as Growth;
+  assert.equal(growth.fromCycles, 500);
+  assert.equal(growth.toCycles, 1000);
+  assert.equal(growth.fromBytes, 196 * MiB);
+  assert.equal(growth.toBytes, 197 * MiB);
+  assert.equal(growth.points, 6);
+  assert.equal((growth.growthBytes / MiB).toFixed(2), '-0.14');
+  assert.equal(growthVerdict(growth), 'flat');
+});
+
+test('RSS still rising in the measured half after warm-up is growing', () => {
+  // +6 MiB per 100 measured cycles from 500 on: +30 MiB, +14.3 % of the fitted 210 MiB at 500 cycles.
+  const growth = growthOverLastHalf(warmedSeries([200, 201, 203, 206, 210, 216, 222, 228, 234, 240]), 1000) as Growth;
+  assert.equal(growth.fromCycles, 500);
+  assert.equal(growth.points, 6);
+  assert.equal(Math.round(growth.growthBytes), 30 * MiB);
+  assert.equal(growth.growthPercent.toFixed(2), '14.29');
+  assert.equal(growthVerdict(growth), 'growing');
+});
+
+test('a run cut short after its warm-up has no growth figure', () => {
+  const samples = [at(0, 60, 'before'), at(0, 210, 'warmed'), at(0, 200, 'after')];
+  assert.equal(growthOverLastHalf(samples, 1000), null);
+  assert.equal(growthVerdict(growthOverLastHalf(samples, 1000)), 'unknown');
 });
 
 function growthOf(growthBytes: number, growthPercent: number): Growth {

@@ -1,15 +1,23 @@
 /**
- * The memory series of a connect/disconnect run and the leak verdict drawn from it. Growth is judged over
- * the second half of the cycles only: the first half includes warm-up (JIT, the heap growing to its
- * working size, the server connections), which is not a leak.
+ * The memory series of a connect/disconnect run and the leak verdict drawn from it. The measured cycles
+ * may follow warm-up cycles, which let a heap grow to its working size first (Doorman's shards run without
+ * V8's memory reducer and take 100,000-200,000 cycles to get there). Growth is judged over the second half
+ * of the measured cycles only: the first half may still include warm-up (JIT, the heap, the server
+ * connections), which is not a leak.
  */
 
-export type SampleLabel = 'before' | 'cycles' | 'after';
+export type SampleLabel = 'before' | 'warmed' | 'cycles' | 'after';
 
 export interface ProcessSample {
-  /** `before` the first cycle, during the `cycles`, `after` the last one and a settle pause. */
+  /**
+   * `before` any cycle, `warmed` after the warm-up cycles (absent without warm-up), during the measured
+   * `cycles`, `after` the last one and a settle pause.
+   */
   label: SampleLabel;
-  /** Cycles completed (successful or not) when the sample was taken. */
+  /**
+   * Measured cycles completed (successful or not) when the sample was taken. Warm-up cycles are not
+   * counted, so `before` and `warmed` are both at 0.
+   */
   cycles: number;
   /** VmRSS (all threads share it); null when the process was gone. */
   rssBytes: number | null;
@@ -23,6 +31,8 @@ export interface SeriesSummary {
   maxBytes: number | null;
   /** The `before` sample's RSS. */
   firstBytes: number | null;
+  /** The `warmed` sample's RSS; null without warm-up. */
+  warmedBytes: number | null;
   /** The `after` sample's RSS, else the last one taken. */
   lastBytes: number | null;
 }
@@ -60,6 +70,7 @@ function rssOf(samples: readonly ProcessSample[]): number[] {
 export function summarizeSeries(samples: readonly ProcessSample[]): SeriesSummary {
   const values = rssOf(samples);
   const before = samples.find((s) => s.label === 'before');
+  const warmed = samples.find((s) => s.label === 'warmed');
   const after = [...samples].reverse().find((s) => s.label === 'after' && s.rssBytes !== null);
   const lastTaken = [...samples].reverse().find((s) => s.rssBytes !== null);
   return {
@@ -67,6 +78,7 @@ export function summarizeSeries(samples: readonly ProcessSample[]): SeriesSummar
     minBytes: values.length > 0 ? Math.min(...values) : null,
     maxBytes: values.length > 0 ? Math.max(...values) : null,
     firstBytes: before?.rssBytes ?? null,
+    warmedBytes: warmed?.rssBytes ?? null,
     lastBytes: (after ?? lastTaken)?.rssBytes ?? null,
   };
 }
@@ -89,8 +101,9 @@ export function fitLine(points: readonly { x: number; y: number }[]): { slope: n
 }
 
 /**
- * RSS growth over the second half of `totalCycles`: the samples taken during the cycles from the first at
- * or after half of them to the last; null unless the run reached its last cycle with two such samples.
+ * RSS growth over the second half of `totalCycles` measured cycles: the samples taken during them from the
+ * first at or after half of them to the last; null unless the run reached its last cycle with two such
+ * samples. The `before` and `warmed` samples never count, so a rise during warm-up does not either.
  */
 export function growthOverLastHalf(samples: readonly ProcessSample[], totalCycles: number): Growth | null {
   const half = samples.filter((s) => s.label === 'cycles' && s.rssBytes !== null && s.cycles * 2 >= totalCycles);
@@ -115,14 +128,26 @@ export function growthOverLastHalf(samples: readonly ProcessSample[], totalCycle
   };
 }
 
-/** Flat when the second half grew less than 5 % or less than 10 MiB (shrinking is flat too). */
+/** Flat when the second half of the measured cycles grew less than 5 % or less than 10 MiB (shrinking is flat too). */
 export function growthVerdict(growth: Growth | null): Verdict {
   if (growth === null) return 'unknown';
   return growth.growthPercent < FLAT_PERCENT || growth.growthBytes < FLAT_BYTES ? 'flat' : 'growing';
 }
 
-/** The cycle counts at which to sample: every tenth of `total` (rounded up), ending exactly at `total`. */
-export function checkpoints(total: number, parts = 10): number[] {
+/** At the same cycle count (`before` and `warmed` at 0, the last checkpoint and `after`), the order they are taken in. */
+const LABEL_ORDER: Record<SampleLabel, number> = { before: 0, warmed: 1, cycles: 2, after: 3 };
+
+/** Sorts in place into the order taken: checkpoint samples are read concurrently and may land out of order. */
+export function sortSamples(samples: ProcessSample[]): ProcessSample[] {
+  return samples.sort((a, b) => a.cycles - b.cycles || LABEL_ORDER[a.label] - LABEL_ORDER[b.label]);
+}
+
+/**
+ * The cycle counts at which to sample: every twentieth of `total` (rounded up), ending exactly at `total`.
+ * Garbage collection swings single samples by 10-15 MiB; eleven points in the last half keep one swing at
+ * the end from deciding the fitted growth.
+ */
+export function checkpoints(total: number, parts = 20): number[] {
   const out: number[] = [];
   for (let i = 1; i <= parts; i++) {
     const at = Math.ceil((total * i) / parts);
