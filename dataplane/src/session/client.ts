@@ -39,6 +39,7 @@ import type { ClientCredentials } from './credentials.js';
 import type { SessionHost } from './host.js';
 import { applySync, isReported, reportedName, sharedParams, startupParameters, syncQueryFor, VersionedParams, type ParamMap } from './params.js';
 import { beginTag, mayBeTransactionControl, transactionEndTag } from './begin.js';
+import { MessageQueue } from './message-queue.js';
 import { Outbox } from './outbox.js';
 import type { SocketReader } from './socket-reader.js';
 import type { ByteSocket } from './byte-socket.js';
@@ -115,7 +116,8 @@ export class ClientConnection implements PoolClient {
   private inXact = false;
   pausedForServer = false;
   private reserved: PoolServer | null = null;
-  private queued: Buffer[] = [];
+  /** What the client sent while it had no server. */
+  private readonly queued = new MessageQueue();
   /** Inside relay(): writes are flushed once the whole chunk is handled. */
   private relaying = false;
   private heldStatus: { key: string; name: string; value: string; before: string | undefined; message: Buffer }[] = [];
@@ -125,11 +127,7 @@ export class ClientConnection implements PoolClient {
   /** A RESET or DISCARD ALL completed and its ReadyForQuery has not come yet (PostgreSQL reports the changes in between). */
   parametersReset = false;
   /** Messages held behind a sync point until earlier statement-name changes are settled (see StatementRemapper.hold). */
-  private held: Buffer[] = [];
-  private heldWhole: boolean[] = [];
-  private heldBytes = 0;
-  /** Per queued slice: a whole message (true) or a part of a long one. */
-  private queuedWhole: boolean[] = [];
+  private readonly held = new MessageQueue();
   /** A BEGIN answered by Doorman, to be sent before the client's next statement. */
   private deferredBegin: string | null = null;
   /**
@@ -142,7 +140,6 @@ export class ClientConnection implements PoolClient {
   remapper: StatementRemapper | null = null;
   readonly toClient: Outbox;
   private readonly toServer: Outbox;
-  private queuedBytes = 0;
   private loginPending = false;
   private auth: ClientAuthExchange | null = null;
   private creds: ClientCredentials | null = null;
@@ -292,10 +289,8 @@ export class ClientConnection implements PoolClient {
   }
 
   private hold(buf: Buffer, start: number, end: number, whole: boolean): void {
-    this.held.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-    this.heldWhole.push(whole);
-    this.heldBytes += end - start;
-    if (this.heldBytes > this.host.general.maxBufferedBytes && !this.pausedForServer) {
+    this.held.push(buf, start, end, whole);
+    if (this.held.bytes > this.host.general.maxBufferedBytes && !this.pausedForServer) {
       this.pausedForServer = true;
       this.socket.pause();
     }
@@ -315,20 +310,19 @@ export class ClientConnection implements PoolClient {
   private releaseHeld(rm: StatementRemapper): void {
     rm.hold = false;
     const held = this.held;
-    const whole = this.heldWhole;
-    this.held = [];
-    this.heldWhole = [];
-    this.heldBytes = 0;
-    for (let i = 0; i < held.length; i++) {
+    // Messages held again on the way are added behind these n, and stay; a client closed on the way has none.
+    const n = held.length;
+    for (let i = 0; i < n && i < held.length; i++) {
       if (rm.hold || this.server === null) {
-        this.hold(held[i], 0, held[i].length, whole[i]);
+        this.hold(held.buf(i), held.start(i), held.end(i), held.whole(i));
         continue;
       }
-      if (whole[i]) this.send(held[i], 0, held[i].length);
-      else this.toServer.add(held[i], 0, held[i].length);
+      if (held.whole(i)) this.send(held.buf(i), held.start(i), held.end(i));
+      else this.toServer.add(held.buf(i), held.start(i), held.end(i));
     }
+    held.dropFirst(n);
     this.flushToServer();
-    if (this.pausedForServer && this.heldBytes <= this.host.general.maxBufferedBytes) this.resumeReading();
+    if (this.pausedForServer && this.held.bytes <= this.host.general.maxBufferedBytes) this.resumeReading();
   }
 
   private flushToServer(): void {
@@ -351,11 +345,9 @@ export class ClientConnection implements PoolClient {
       if (this.server !== null) return whole ? this.send(buf, start, end) : this.toServer.add(buf, start, end);
       if ((this.state as ClientState) === ClientState.Closed) return;
     }
-    this.queued.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-    this.queuedWhole.push(whole);
-    this.queuedBytes += end - start;
+    this.queued.push(buf, start, end, whole);
     if (this.state === ClientState.Idle) this.requestServer();
-    if (this.queuedBytes > this.host.general.maxBufferedBytes && !this.pausedForServer && this.state !== ClientState.Closed) {
+    if (this.queued.bytes > this.host.general.maxBufferedBytes && !this.pausedForServer && this.state !== ClientState.Closed) {
       this.pausedForServer = true;
       this.socket.pause();
     }
@@ -569,14 +561,13 @@ export class ClientConnection implements PoolClient {
     }
     if (this.queued.length > 0) {
       const q = this.queued;
-      const whole = this.queuedWhole;
-      this.queued = [];
-      this.queuedWhole = [];
-      this.queuedBytes = 0;
-      for (let i = 0; i < q.length && this.server === s; i++) {
-        if (whole[i]) this.send(q[i], 0, q[i].length);
-        else this.toServer.add(q[i], 0, q[i].length);
+      const n = q.length;
+      for (let i = 0; i < n && this.server === s && i < q.length; i++) {
+        if (q.whole(i)) this.send(q.buf(i), q.start(i), q.end(i));
+        else this.toServer.add(q.buf(i), q.start(i), q.end(i));
       }
+      // The server may have gone on the way: what was not sent is dropped, as the client is closing.
+      q.dropFirst(n);
       // Attached in the middle of relaying a chunk: the rest of it joins the same write.
       if (!this.relaying) this.flushToServer();
     } else if (this.pending === 0 && !this.unsynced && this.pool!.transactionMode) {
@@ -647,15 +638,13 @@ export class ClientConnection implements PoolClient {
   cancelWaiting(): boolean {
     if (this.state !== ClientState.Waiting || this.loginPending) return false;
     const q = this.queued;
-    const whole = this.queuedWhole;
     let cut = -1;
     for (let i = 0; i < q.length && cut < 0; i++) {
-      if (whole[i] && (q[i][0] === FrontendCode.Query || q[i][0] === FrontendCode.Sync || q[i][0] === FrontendCode.FunctionCall)) cut = i;
+      const code = q.code(i);
+      if (q.whole(i) && (code === FrontendCode.Query || code === FrontendCode.Sync || code === FrontendCode.FunctionCall)) cut = i;
     }
     if (cut < 0) return false;
-    for (let i = 0; i <= cut; i++) this.queuedBytes -= q[i].length;
-    q.splice(0, cut + 1);
-    whole.splice(0, cut + 1);
+    q.dropFirst(cut + 1);
     this.pending--;
     this.queryStartedAt = preciseNow();
     if (q.length === 0) {
@@ -667,7 +656,7 @@ export class ClientConnection implements PoolClient {
     const inBlock = this.deferredBegin !== null;
     if (inBlock) this.deferredAborted = true;
     this.socket.write(Buffer.concat([errorResponse({ severity: 'ERROR', code: E.queryCanceled.sqlstate, message }), inBlock ? READY_FAILED : READY_IDLE]));
-    if (this.pausedForServer && this.queuedBytes <= this.host.general.maxBufferedBytes) this.resumeReading();
+    if (this.pausedForServer && this.queued.bytes <= this.host.general.maxBufferedBytes) this.resumeReading();
     return true;
   }
 
@@ -986,19 +975,17 @@ export class ClientConnection implements PoolClient {
     const pool = this.pool;
     if (pool === null || !pool.transactionMode || this.tls || this.adminConsole || this.loginPending || this.consoleBusy) return null;
     if (this.server !== null || this.reserved !== null || this.deferredBegin !== null || this.held.length > 0 || this.heldStatus.length > 0) return null;
-    if (this.framer.inStream || !this.queuedWhole.every(Boolean) || (this.remapper !== null && !this.remapper.idle)) return null;
+    if (this.framer.inStream || !this.queued.allWhole || (this.remapper !== null && !this.remapper.idle)) return null;
     if (this.socket.writableLength > 0 || this.pausedForServer || this.parametersReset || this.resyncNeeded) return null;
     const s = this.socket;
     s.pause();
     (s as unknown as { _handle?: { readStop?: () => void } })._handle?.readStop?.();
-    const parts = [...this.queued, this.framer.takeRemainder()];
+    const parts = [...this.queued.views(), this.framer.takeRemainder()];
     const unread = s.read();
     if (unread !== null) parts.push(unread);
     if (this.state === ClientState.Waiting) pool.cancelWait();
     this.state = ClientState.Closed;
-    this.queued = [];
-    this.queuedWhole = [];
-    this.queuedBytes = 0;
+    this.queued.clear();
     return {
       user: this.user,
       database: this.database,
@@ -1058,11 +1045,8 @@ export class ClientConnection implements PoolClient {
     if (this.state === ClientState.Closed) return;
     const prev = this.state;
     this.state = ClientState.Closed;
-    this.queued = [];
-    this.queuedWhole = [];
-    this.queuedBytes = 0;
-    this.held = [];
-    this.heldWhole = [];
+    this.queued.clear();
+    this.held.clear();
     if (prev === ClientState.Waiting) this.pool!.cancelWait();
     if (prev === ClientState.Reserved && this.reserved !== null) {
       (this.reserved as ServerConnection).reservedFor = null;
