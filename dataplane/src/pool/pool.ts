@@ -404,10 +404,12 @@ export class Pool {
     if (q === null) return c.attach(s);
     s.runInternal([q], (ok, error) => {
       if (!c.isReserving(s)) return this.checkin(s);
+      // No answer at all (the server died, or hung past connect_timeout and was closed): the client waits for another.
+      if (!ok && error === undefined) return this.retryFor(s, c);
       if (!ok) {
         // The client's startup parameters are not acceptable to PostgreSQL: fail it as PostgreSQL would.
         this.checkin(s);
-        if (error) c.failWithServerError(error);
+        c.failWithServerError(error as NonNullable<typeof error>);
         return;
       }
       applySync(wanted, s.extra);
@@ -415,11 +417,12 @@ export class Pool {
     });
   }
 
-  /** The health check failed: that server is gone; the client goes back to the head of the queue. */
+  /** The health check or sync got no answer: that server is gone; the client goes back to the head of the queue. */
   private retryFor(s: PoolServer, c: PoolClient): void {
-    this.host.closeServer(s, 'health check failed');
+    this.host.closeServer(s, 'no answer to a health check or sync');
     if (!c.isReserving(s)) return;
     c.unreserve();
+    if (!c.isWaiting) return;
     const next = this.paused ? null : this.takeIdle();
     if (next !== null) return this.prepare(next, c, true);
     c.waitStart = this.host.now;

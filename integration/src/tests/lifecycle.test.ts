@@ -395,6 +395,48 @@ describe('lifecycle', { timeout: SUITE_TIMEOUT_MS }, () => {
       }
     });
 
+    test('a server that stops answering while the pool syncs it for a client: the client gets a fresh server', async () => {
+      const { host, port: pgPort } = pgc();
+      const port = await freePort();
+      const links: { inbound: net.Socket; outbound: net.Socket; silent: boolean }[] = [];
+      const proxy = net.createServer((inbound) => {
+        const link = { inbound, outbound: net.connect({ host, port: pgPort }), silent: false };
+        links.push(link);
+        inbound.on('data', (chunk: Buffer) => link.silent || link.outbound.write(chunk));
+        link.outbound.on('data', (chunk: Buffer) => link.silent || inbound.write(chunk));
+        for (const [a, b] of [[inbound, link.outbound], [link.outbound, inbound]]) {
+          a.on('error', () => b.destroy());
+          a.on('close', () => b.destroy());
+        }
+      });
+      await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+      const d = await launch(
+        config(
+          { app: { ...pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 1 }]), server_port: port } },
+          // One shard and one server: A's query leaves it with A's application_name, so B's needs a sync first.
+          { connect_timeout: '1s', query_wait_timeout: '5s', workers: 1 },
+        ),
+      );
+      const url = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
+      const a = await connect(url);
+      // Another application_name: the pool sets it on the server before B's query goes there.
+      const b = await connect(`${url}?application_name=synced`);
+      try {
+        const first = await backendPid(a);
+        for (const link of links) link.silent = true;
+        const t0 = Date.now();
+        const next = await within(backendPid(b), 6_000, 'query whose server went silent during the sync');
+        assert.notEqual(next, first);
+        assert.deepEqual((await b.query('show application_name')).rows, [{ application_name: 'synced' }]);
+        assert.ok(Date.now() - t0 < 6_000);
+      } finally {
+        await Promise.all([a.end().catch(() => undefined), b.end().catch(() => undefined)]);
+        await d.kill('SIGKILL');
+        for (const link of links) link.inbound.destroy();
+        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      }
+    });
+
     test('PostgreSQL restarts: the client in a transaction gets 08006, an idle client just gets a new server', async () => {
       const d = await launch(config({ app: pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 3 }]) }));
       const url = d.connectionString(SCRAM_USER.user, SCRAM_USER.password);
