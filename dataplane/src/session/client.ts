@@ -518,7 +518,10 @@ export class ClientConnection implements PoolClient {
   unreserve(): void {
     if (this.reserved !== null) (this.reserved as ServerConnection).reservedFor = null;
     this.reserved = null;
-    if (this.state === ClientState.Reserved) this.state = ClientState.Waiting;
+    if (this.state !== ClientState.Reserved) return;
+    // A cancel may have left it nothing to run (see cancelWaiting): then it waits for no server.
+    const nothingToRun = this.queued.length === 0 && this.pending === 0 && !this.unsynced && !this.loginPending && this.deferredBegin === null;
+    this.state = nothingToRun ? ClientState.Idle : ClientState.Waiting;
   }
 
   attach(ps: PoolServer): void {
@@ -634,9 +637,13 @@ export class ClientConnection implements PoolClient {
    * unsent, so nothing of them ever runs. Later queued statements keep their place in the queue, as they
    * would run after the cancelled one. Inside a transaction block Doorman answered itself, the block is now
    * aborted (see deferredAborted). Not done (false) before the batch's Sync has arrived.
+   * The same holds while the pool checks or syncs the server picked for it (Reserved): nothing of the client's
+   * has been sent yet, and a server it then gets with nothing left to run goes straight back. Not inside such
+   * a block, whose BEGIN goes to that server first.
    */
   cancelWaiting(): boolean {
-    if (this.state !== ClientState.Waiting || this.loginPending) return false;
+    if (this.loginPending) return false;
+    if (this.state !== ClientState.Waiting && (this.state !== ClientState.Reserved || this.deferredBegin !== null)) return false;
     const q = this.queued;
     let cut = -1;
     for (let i = 0; i < q.length && cut < 0; i++) {
@@ -647,7 +654,7 @@ export class ClientConnection implements PoolClient {
     q.dropFirst(cut + 1);
     this.pending--;
     this.queryStartedAt = preciseNow();
-    if (q.length === 0) {
+    if (q.length === 0 && this.state === ClientState.Waiting) {
       this.pool!.cancelWait();
       this.state = ClientState.Idle;
     }

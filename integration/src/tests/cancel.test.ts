@@ -116,6 +116,33 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
     }
   });
 
+  test('a cancel while the pool syncs the server picked for the query: 57014 at once, the statement never runs', async () => {
+    const a = await connectPg(url('single'));
+    // Another application_name: the pool sets it on the server before B's statement goes there.
+    const b = await connectPg(url('single'), { application_name: 'cancel while reserved' });
+    const pid = await backendPid(a);
+    let stopped = false;
+    try {
+      await a.query('create table if not exists reserved_marks (x int)');
+      // The pool's only server stops answering, so B stays at the sync, with its statement unsent.
+      process.kill(pid, 'SIGSTOP');
+      stopped = true;
+      const insert = timed(b, 'insert into reserved_marks values (1)');
+      await sleep(300);
+      await sendCancel(d().port, keyOf(b));
+      const r = await Promise.race([insert, sleep(5_000, { outcome: 'no answer within 5 s', ms: 5_000 })]);
+      assert.equal(r.outcome, '57014');
+      process.kill(pid, 'SIGCONT');
+      stopped = false;
+      assert.deepEqual((await b.query('select count(*)::int as n from reserved_marks')).rows, [{ n: 0 }]);
+      assert.deepEqual((await b.query('show application_name')).rows, [{ application_name: 'cancel while reserved' }]);
+    } finally {
+      if (stopped) process.kill(pid, 'SIGCONT');
+      await a.query('drop table if exists reserved_marks').catch(() => undefined);
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
   test('a cancel inside BEGIN while the statement waits for a server: the block turns aborted, as in PostgreSQL, and none of it runs', async () => {
     const a = await connectPg(url('single'));
     const b = await connectPg(url('single'));
