@@ -62,6 +62,36 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   }
 }
 
+/**
+ * A proxy in front of PostgreSQL whose open connections can be silenced: a server that is there but no
+ * longer answers. Connections made after silence() pass bytes as usual.
+ */
+async function silenceableProxy(target: { host: string; port: number }): Promise<{ port: number; silence: () => void; close: () => Promise<void> }> {
+  const port = await freePort();
+  const links: { inbound: net.Socket; outbound: net.Socket; silent: boolean }[] = [];
+  const proxy = net.createServer((inbound) => {
+    const link = { inbound, outbound: net.connect({ host: target.host, port: target.port }), silent: false };
+    links.push(link);
+    inbound.on('data', (chunk: Buffer) => link.silent || link.outbound.write(chunk));
+    link.outbound.on('data', (chunk: Buffer) => link.silent || inbound.write(chunk));
+    for (const [a, b] of [[inbound, link.outbound], [link.outbound, inbound]]) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    silence: () => {
+      for (const link of links) link.silent = true;
+    },
+    close: async () => {
+      for (const link of links) link.inbound.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    },
+  };
+}
+
 /** Log records with this `msg`. */
 function logs(d: DoormanProcess, msg: string): Record<string, unknown>[] {
   return d.jsonLogs().filter((l) => l.msg === msg);
@@ -354,21 +384,7 @@ describe('lifecycle', { timeout: SUITE_TIMEOUT_MS }, () => {
     });
 
     test('a server that stops answering is caught by the idle health check; the client gets a fresh server', async () => {
-      const { host, port: pgPort } = pgc();
-      const port = await freePort();
-      // A proxy whose existing connections can be silenced: a server that is there but no longer answers.
-      const links: { inbound: net.Socket; outbound: net.Socket; silent: boolean }[] = [];
-      const proxy = net.createServer((inbound) => {
-        const link = { inbound, outbound: net.connect({ host, port: pgPort }), silent: false };
-        links.push(link);
-        inbound.on('data', (chunk: Buffer) => link.silent || link.outbound.write(chunk));
-        link.outbound.on('data', (chunk: Buffer) => link.silent || inbound.write(chunk));
-        for (const [a, b] of [[inbound, link.outbound], [link.outbound, inbound]]) {
-          a.on('error', () => b.destroy());
-          a.on('close', () => b.destroy());
-        }
-      });
-      await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+      const { port, silence, close } = await silenceableProxy(pgc());
       const d = await launch(
         config(
           { app: { ...pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 2 }]), server_port: port } },
@@ -382,7 +398,7 @@ describe('lifecycle', { timeout: SUITE_TIMEOUT_MS }, () => {
         // Idle past the check delay and healthy: checked and reused.
         assert.equal(await backendPid(client), first);
         await sleep(1_000);
-        for (const link of links) link.silent = true;
+        silence();
         const t0 = Date.now();
         const next = await within(backendPid(client), 6_000, 'query after the server went silent');
         assert.notEqual(next, first);
@@ -390,26 +406,12 @@ describe('lifecycle', { timeout: SUITE_TIMEOUT_MS }, () => {
       } finally {
         await client.end().catch(() => undefined);
         await d.kill('SIGKILL');
-        for (const link of links) link.inbound.destroy();
-        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+        await close();
       }
     });
 
     test('a server that stops answering while the pool syncs it for a client: the client gets a fresh server', async () => {
-      const { host, port: pgPort } = pgc();
-      const port = await freePort();
-      const links: { inbound: net.Socket; outbound: net.Socket; silent: boolean }[] = [];
-      const proxy = net.createServer((inbound) => {
-        const link = { inbound, outbound: net.connect({ host, port: pgPort }), silent: false };
-        links.push(link);
-        inbound.on('data', (chunk: Buffer) => link.silent || link.outbound.write(chunk));
-        link.outbound.on('data', (chunk: Buffer) => link.silent || inbound.write(chunk));
-        for (const [a, b] of [[inbound, link.outbound], [link.outbound, inbound]]) {
-          a.on('error', () => b.destroy());
-          a.on('close', () => b.destroy());
-        }
-      });
-      await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+      const { port, silence, close } = await silenceableProxy(pgc());
       const d = await launch(
         config(
           { app: { ...pool([{ username: SCRAM_USER.user, password: SCRAM_USER.password, pool_size: 1 }]), server_port: port } },
@@ -423,7 +425,7 @@ describe('lifecycle', { timeout: SUITE_TIMEOUT_MS }, () => {
       const b = await connect(`${url}?application_name=synced`);
       try {
         const first = await backendPid(a);
-        for (const link of links) link.silent = true;
+        silence();
         const t0 = Date.now();
         const next = await within(backendPid(b), 6_000, 'query whose server went silent during the sync');
         assert.notEqual(next, first);
@@ -432,8 +434,7 @@ describe('lifecycle', { timeout: SUITE_TIMEOUT_MS }, () => {
       } finally {
         await Promise.all([a.end().catch(() => undefined), b.end().catch(() => undefined)]);
         await d.kill('SIGKILL');
-        for (const link of links) link.inbound.destroy();
-        await new Promise<void>((resolve) => proxy.close(() => resolve()));
+        await close();
       }
     });
 
