@@ -12,7 +12,7 @@ import type net from 'node:net';
 /** One read through Node's onread at most this big; the reads of one thread happen one after another, so one buffer serves all. */
 const READ_SIZE = 64 * 1024;
 const SLAB_SIZE = 128 * 1024;
-/** A read through onread this big gets a buffer of its own, so it never pins a slab of small chunks. */
+/** A reserve() this big gets a buffer of its own. */
 const OWN_BUFFER_FROM = 8 * 1024;
 
 const readBuffer = Buffer.allocUnsafeSlow(READ_SIZE);
@@ -42,8 +42,9 @@ export function takeSlab(n: number): void {
 export let reservedAt = 0;
 
 /**
- * Room for n bytes of a message Doorman writes itself (a rewritten Bind), at `reservedAt` of the buffer
- * returned: a range of the slab when it fits, so it allocates nothing, and like a read never written again.
+ * Room for n bytes (a read through onread, or a message Doorman writes itself such as a rewritten Bind), at
+ * `reservedAt` of the buffer returned: a range of the slab when it is small, so it allocates nothing, and
+ * never written again. A large one gets a buffer of its own, so it never pins a slab of small chunks.
  */
 export function reserve(n: number): Buffer {
   if (n >= OWN_BUFFER_FROM) {
@@ -58,15 +59,9 @@ export function reserve(n: number): Buffer {
 
 /** Hands the n bytes Node read to `reader`, copied out of the shared read buffer. */
 function copyOut(reader: SocketReader, n: number): void {
-  if (n >= OWN_BUFFER_FROM) {
-    const own = Buffer.allocUnsafeSlow(n);
-    readBuffer.copy(own, 0, 0, n);
-    return reader.onChunk(own, 0, n);
-  }
-  const into = slabFor(n);
-  const at = slabOffset();
+  const into = reserve(n);
+  const at = reservedAt;
   readBuffer.copy(into, at, 0, n);
-  takeSlab(n);
   reader.onChunk(into, at, at + n);
 }
 
