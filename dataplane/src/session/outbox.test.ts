@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { EpollLoop } from '../io/epoll-loop.js';
 import { loopbackPair } from '../io/loopback-pair.js';
 import { Outbox } from './outbox.js';
+import { reserve, reservedAt } from './socket-reader.js';
 
 const loop = EpollLoop.start((err) => {
   throw err;
@@ -56,6 +57,46 @@ test('ranges of several buffers reach a socket on the shard loop in order, byte 
     const got = received(peer, want.length);
     box.flush();
     assert.ok((await got).equals(want));
+  } finally {
+    close();
+  }
+});
+
+test('ranges of the read slab, short and long, are gathered within it in order', async () => {
+  const { peer, raw, close } = await loopbackPair(loop!);
+  try {
+    const box = new Outbox(raw);
+    const want: Buffer[] = [];
+    for (const [length, fill] of [[5, 1], [13, 2], [200, 3], [40, 4]] as const) {
+      const slab = reserve(length);
+      const at = reservedAt;
+      slab.fill(fill, at, at + length);
+      box.add(slab, at, at + length);
+      // A constant message between slab ranges, as a synthesized reply sits between relayed ones.
+      box.addWhole(Buffer.from([0x31, 0, 0, 0, 4]));
+      want.push(Buffer.alloc(length, fill), Buffer.from([0x31, 0, 0, 0, 4]));
+    }
+    const expected = Buffer.concat(want);
+    const got = received(peer, expected.length);
+    box.flush();
+    assert.ok((await got).equals(expected));
+  } finally {
+    close();
+  }
+});
+
+test('writes between the slab limit and the copy limit, and past it, reach a socket on the shard loop whole', async () => {
+  const { peer, raw, close } = await loopbackPair(loop!);
+  try {
+    const box = new Outbox(raw);
+    const medium = addMixed(box, 20);
+    assert.ok(medium.length > 8 * 1024 && medium.length < 64 * 1024);
+    box.flush();
+    const large = addMixed(box, 100);
+    assert.ok(large.length > 64 * 1024);
+    const got = received(peer, medium.length + large.length);
+    box.flush();
+    assert.ok((await got).equals(Buffer.concat([medium, large])));
   } finally {
     close();
   }

@@ -2,11 +2,13 @@
  * Gathers what goes to one socket while a chunk is processed: contiguous ranges of the same buffer merge
  * into one slice, so a chunk of pass-through messages leaves as a single write; anything else (a rewritten
  * or synthesized message) is queued in order, and the lot goes out as one write (copied together when small).
- * On the shard's own loop the copy goes to one buffer per thread that the kernel takes at once, so a write of
- * several parts allocates nothing; a Node socket keeps what it is given until sent, so it gets a buffer of its own.
+ * On the shard's own loop a small copy goes to a range of the read slab and a larger one to one buffer per
+ * thread that the kernel takes at once, so a write of several parts allocates nothing; a Node socket keeps
+ * what it is given until sent, so it gets a buffer of its own.
  */
 import { copyRange } from '../protocol/codes.js';
 import type { ByteSocket } from './byte-socket.js';
+import { RESERVE_IN_SLAB, reserve, reservedAt } from './socket-reader.js';
 
 const COPY_LIMIT = 64 * 1024;
 /** Flushes of one thread run one after another, and a transient write is done with the buffer when it returns. */
@@ -63,8 +65,15 @@ export class Outbox {
     let total = 0;
     for (let i = 0; i < n; i++) total += ends[i] - starts[i];
     const s = this.socket;
-    // A small copy is much cheaper than a corked writev through the stream machinery.
-    if (total <= COPY_LIMIT && s.writeTransient !== undefined) {
+    // A small copy is much cheaper than a corked writev through the stream machinery. In the slab, the parts
+    // read into it move with copyWithin, which makes no view.
+    if (total < RESERVE_IN_SLAB && s.writeRange !== undefined) {
+      const into = reserve(total);
+      const at = reservedAt;
+      let off = at;
+      for (let i = 0; i < n; i++) off = copyRange(bufs[i], starts[i], ends[i], into, off);
+      s.writeRange(into, at, off);
+    } else if (total <= COPY_LIMIT && s.writeTransient !== undefined) {
       let off = 0;
       for (let i = 0; i < n; i++) off = copyRange(bufs[i], starts[i], ends[i], staging, off);
       s.writeTransient(staging, total);

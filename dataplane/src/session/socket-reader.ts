@@ -12,8 +12,8 @@ import type net from 'node:net';
 /** One read through Node's onread at most this big; the reads of one thread happen one after another, so one buffer serves all. */
 const READ_SIZE = 64 * 1024;
 const SLAB_SIZE = 128 * 1024;
-/** A reserve() this big gets a buffer of its own. */
-const OWN_BUFFER_FROM = 8 * 1024;
+/** A reserve() smaller than this is a range of the slab; a larger one gets a buffer of its own. */
+export const RESERVE_IN_SLAB = 8 * 1024;
 
 const readBuffer = Buffer.allocUnsafeSlow(READ_SIZE);
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
@@ -47,7 +47,7 @@ export let reservedAt = 0;
  * never written again. A large one gets a buffer of its own, so it never pins a slab of small chunks.
  */
 export function reserve(n: number): Buffer {
-  if (n >= OWN_BUFFER_FROM) {
+  if (n >= RESERVE_IN_SLAB) {
     reservedAt = 0;
     return Buffer.allocUnsafeSlow(n);
   }
