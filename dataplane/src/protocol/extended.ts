@@ -4,7 +4,7 @@
  * All ranges are (buf, start, end) as the framer reports them, buf[start] being the type byte. The readers
  * fill an `out` object when given one, so that the hot path reuses its own instead of allocating per message.
  */
-import { allocMessage, bodyStart, copyRange, cstringSize, FrontendCode, nulIndex, ProtocolViolation, writeCString, writeUint32At } from './codes.js';
+import { allocMessage, bodyStart, copyRange, cstringSize, FrontendCode, nulIndex, ProtocolViolation, readName, writeCString, writeUint32At } from './codes.js';
 
 /** Where a Parse's statement name ends and the rest (query, parameter types) begins. */
 export interface ParseParts {
@@ -20,7 +20,7 @@ export function readParse(buf: Buffer, start: number, end: number, out: ParsePar
   if (q + 3 > end) throw new ProtocolViolation('Parse message is truncated');
   const n = buf.readInt16BE(q + 1);
   if (n < 0 || q + 3 + 4 * n !== end) throw new ProtocolViolation('Parse parameter types do not match the message length');
-  out.name = buf.toString('utf8', p, nul);
+  out.name = readName(buf, p, nul);
   out.restStart = nul + 1;
   return out;
 }
@@ -45,7 +45,7 @@ export function readBind(buf: Buffer, start: number, end: number, out: BindParts
   const p = bodyStart(buf, start, end);
   const portalNul = nulIndex(buf, p, end);
   const stmtNul = nulIndex(buf, portalNul + 1, end);
-  out.statement = buf.toString('utf8', portalNul + 1, stmtNul);
+  out.statement = readName(buf, portalNul + 1, stmtNul);
   out.statementStart = portalNul + 1;
   out.statementEnd = stmtNul + 1;
   return out;
@@ -83,7 +83,7 @@ export function readTarget(buf: Buffer, start: number, end: number, out: Target 
   const nul = nulIndex(buf, p + 1, end);
   if (nul !== end - 1) throw new ProtocolViolation('unexpected data after the name');
   out.kind = kind;
-  out.name = buf.toString('utf8', p + 1, nul);
+  out.name = readName(buf, p + 1, nul);
   return out;
 }
 
