@@ -100,9 +100,9 @@ export class ServerBudget {
     return false;
   }
 
-  /** Connections this shard holds beyond its fair share of `limit` (shares follow the shards' demand). */
-  surplus(limit: number): number {
-    return this.excess(this.shard, limit, this.totalDemand());
+  /** Whether this shard holds at least one connection beyond its fair share of `limit` (shares follow the shards' demand). */
+  hasSurplus(limit: number): boolean {
+    return this.spares(this.shard, limit, this.totalDemand());
   }
 
   /** Whether shard `s` has clients waiting and holds no connection: it cannot serve them on its own. */
@@ -128,10 +128,10 @@ export class ServerBudget {
   shouldDonate(limit: number): boolean {
     if (!this.othersWaiting()) return false;
     const total = this.totalDemand();
-    if (this.excess(this.shard, limit, total) < 1) return false;
+    if (!this.spares(this.shard, limit, total)) return false;
     const c = this.cells;
     for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
-      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
+      if (s !== this.shard && c[at + WAITING] > 0 && this.lacks(s, limit, total)) return true;
     }
     return false;
   }
@@ -152,7 +152,7 @@ export class ServerBudget {
     if (held < share) return false;
     const c = this.cells;
     for (let s = 0, at = this.base + LINE; s < this.shards; s++, at += LINE) {
-      if (s !== this.shard && c[at + WAITING] > 0 && this.excess(s, limit, total) <= -1) return true;
+      if (s !== this.shard && c[at + WAITING] > 0 && this.lacks(s, limit, total)) return true;
     }
     return false;
   }
@@ -164,11 +164,25 @@ export class ServerBudget {
     return sum;
   }
 
-  /** Held minus fair share for shard `s`; with no demand anywhere, every connection is surplus. */
-  private excess(s: number, limit: number, totalDemand: number): number {
+  /*
+   * Shard s's fair share is limit × demand(s) / totalDemand; with no demand anywhere, every connection is
+   * surplus. The comparisons are multiplied out by totalDemand, so no fraction is made: a double returned
+   * from here was a heap allocation at every check-in.
+   */
+
+  /** Whether shard `s` holds at least one connection more than its share. */
+  private spares(s: number, limit: number, totalDemand: number): boolean {
     const at = this.base + LINE * (1 + s);
-    const share = totalDemand === 0 ? 0 : (limit * this.cells[at + DEMAND]) / totalDemand;
-    return this.cells[at + HELD] - share;
+    const held = this.cells[at + HELD];
+    if (totalDemand === 0) return held >= 1;
+    return held * totalDemand - limit * this.cells[at + DEMAND] >= totalDemand;
+  }
+
+  /** Whether shard `s` holds at least one connection less than its share. */
+  private lacks(s: number, limit: number, totalDemand: number): boolean {
+    if (totalDemand === 0) return false;
+    const at = this.base + LINE * (1 + s);
+    return this.cells[at + HELD] * totalDemand - limit * this.cells[at + DEMAND] <= -totalDemand;
   }
 
   /**

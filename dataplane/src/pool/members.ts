@@ -45,7 +45,7 @@ export interface PoolServer {
   /** Connects and logs in; `fatalForClients` when PostgreSQL itself refused the login. */
   connect(done: (err: string | null, fatalForClients: boolean) => void): void;
   /** Runs statements for Doorman's own purposes; the client never sees their responses. */
-  runInternal(statements: string[], done: (ok: boolean, error?: ErrorInfo) => void): void;
+  runInternal(statements: readonly string[], done: (ok: boolean, error?: ErrorInfo) => void): void;
 }
 
 export interface PoolClient {

@@ -27,6 +27,9 @@ export interface PoolDefaults {
   readonly status: ReadonlyArray<readonly [string, string]>;
 }
 
+/** The health check: an empty query. */
+const HEALTH_CHECK: readonly string[] = [''];
+
 export class Pool {
   readonly name: string;
   idle: PoolServer[] = [];
@@ -124,7 +127,7 @@ export class Pool {
     let forStarving = this.budget.starving(to) ? 1 : 0;
     while (count-- > 0 && this.idle.length > 0) {
       if (forStarving > 0) forStarving--;
-      else if (this.budget.surplus(this.user.poolSize) < 1) break;
+      else if (!this.budget.hasSurplus(this.user.poolSize)) break;
       this.stats.shardEvictions++;
       this.giveAway(this.idle.shift() as PoolServer);
       // The next round's surplus reads the gauge this shard publishes.
@@ -188,6 +191,11 @@ export class Pool {
       return;
     }
     this.enter(s, ServerPoolState.Resetting);
+    this.reset(s, stmts);
+  }
+
+  /** Runs the reset statements once the cancels sent for the last client are done. */
+  private reset(s: PoolServer, stmts: readonly string[]): void {
     const afterCancels = (): void => {
       if (stmts.length === 0) return this.resetDone(s, true);
       s.runInternal(stmts, (ok) => this.resetDone(s, ok));
@@ -387,21 +395,29 @@ export class Pool {
     this.enter(s, ServerPoolState.Active);
     c.reserve(s);
     const checkDelay = this.host.general.serverCheckDelay;
-    if (checkDelay > 0 && this.host.now - s.lastUsed > checkDelay) {
-      s.runInternal([''], (ok) => {
-        if (ok) this.sync(s, c);
-        else this.retryFor(s, c);
-      });
-    } else {
-      this.sync(s, c);
-    }
+    if (checkDelay > 0 && this.host.now - s.lastUsed > checkDelay) this.check(s, c);
+    else this.sync(s, c);
+  }
+
+  // The callbacks of internal queries live in methods of their own: a function that makes a closure allocates
+  // its context at every call, and prepare() and sync() run at every transaction.
+
+  private check(s: PoolServer, c: PoolClient): void {
+    s.runInternal(HEALTH_CHECK, (ok) => {
+      if (ok) this.sync(s, c);
+      else this.retryFor(s, c);
+    });
   }
 
   private sync(s: PoolServer, c: PoolClient): void {
     if (!c.isReserving(s)) return this.checkin(s);
-    const wanted = c.wanted;
-    const q = syncQueryFor(wanted, s.status, s.extra, s.agreement);
+    const q = syncQueryFor(c.wanted, s.status, s.extra, s.agreement);
     if (q === null) return c.attach(s);
+    this.syncParameters(s, c, q);
+  }
+
+  private syncParameters(s: PoolServer, c: PoolClient, q: string): void {
+    const wanted = c.wanted;
     s.runInternal([q], (ok, error) => {
       if (!c.isReserving(s)) return this.checkin(s);
       // No answer at all (the server died, or hung past connect_timeout and was closed): the client waits for another.

@@ -546,22 +546,7 @@ export class ClientConnection implements PoolClient {
       this.sendLoginOk(s);
     }
     this.toServer.socket = s.socket;
-    if (this.deferredBegin !== null) {
-      // The transaction the client opened earlier starts now, with its exact options; its answer was given.
-      const statements = this.deferredAborted ? [this.deferredBegin, ABORT_BLOCK] : [this.deferredBegin];
-      this.endDeferred();
-      // Through the outbox: the BEGIN and the statements queued behind it leave in one write.
-      s.runInternal(
-        statements,
-        (ok, error) => {
-          if (this.server !== s) return;
-          if (statements.length === 2 && error?.code === ABORT_BLOCK_CODE && s.txStatus === TxStatus.Failed) return;
-          if (!ok) this.failWithServerError(error ?? { severity: 'FATAL', code: '08006', message: 'BEGIN failed on the server', fields: {} });
-        },
-        this.toServer,
-      );
-      if (this.queued.length === 0 && !this.relaying) this.toServer.flush();
-    }
+    if (this.deferredBegin !== null) this.beginDeferred(s);
     if (this.queued.length > 0) {
       const q = this.queued;
       const n = q.length;
@@ -579,6 +564,26 @@ export class ClientConnection implements PoolClient {
       return;
     }
     if (this.pausedForServer) this.resumeReading();
+  }
+
+  /**
+   * The transaction the client opened earlier starts now on `s`, with its exact options; its answer was given.
+   * Apart from attach(), which runs at every transaction, for the same reason as newRemapper().
+   */
+  private beginDeferred(s: ServerConnection): void {
+    const statements = this.deferredAborted ? [this.deferredBegin as string, ABORT_BLOCK] : [this.deferredBegin as string];
+    this.endDeferred();
+    // Through the outbox: the BEGIN and the statements queued behind it leave in one write.
+    s.runInternal(
+      statements,
+      (ok, error) => {
+        if (this.server !== s) return;
+        if (statements.length === 2 && error?.code === ABORT_BLOCK_CODE && s.txStatus === TxStatus.Failed) return;
+        if (!ok) this.failWithServerError(error ?? { severity: 'FATAL', code: '08006', message: 'BEGIN failed on the server', fields: {} });
+      },
+      this.toServer,
+    );
+    if (this.queued.length === 0 && !this.relaying) this.toServer.flush();
   }
 
   /**
@@ -612,17 +617,13 @@ export class ClientConnection implements PoolClient {
   }
 
   private ensureRemapper(): void {
-    const pool = this.pool!;
-    if (this.remapper === null && pool.transactionMode && this.host.general.preparedStatements) {
-      this.remapper = new StatementRemapper(
-        pool.statements,
-        {
-          maxPerServer: this.host.general.maxPreparedStatements,
-          maxPerClient: this.host.general.preparedStatementsCacheSize,
-        },
-        () => this.wanted,
-      );
-    }
+    if (this.remapper === null && this.pool!.transactionMode && this.host.general.preparedStatements) this.remapper = this.newRemapper();
+  }
+
+  /** Apart from ensureRemapper, which runs at every attach: a function that makes a closure allocates a context at every call. */
+  private newRemapper(): StatementRemapper {
+    const limits = { maxPerServer: this.host.general.maxPreparedStatements, maxPerClient: this.host.general.preparedStatementsCacheSize };
+    return new StatementRemapper(this.pool!.statements, limits, () => this.wanted);
   }
 
   failWait(def: ErrorDef, message: string, detail?: string): void {

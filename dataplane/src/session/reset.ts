@@ -51,11 +51,15 @@ export function dirtyAfterCommand(flags: number, buf: Buffer, start: number, end
   return flags;
 }
 
+const NOTHING_TO_RESET: readonly string[] = [];
+
 /**
  * The statements that reset a server, each to be sent as its own Query (DISCARD ALL refuses to run in the
  * implicit transaction block a multi-statement query opens). `txStatus` is the last ReadyForQuery status.
  */
-export function resetStatements(flags: number, txStatus: number, sessionMode: boolean): string[] {
+export function resetStatements(flags: number, txStatus: number, sessionMode: boolean): readonly string[] {
+  // The common case, at every check-in: nothing to undo, and no array made for it.
+  if (flags === Dirty.None && txStatus === 0x49 /* 'I' */ && !sessionMode) return NOTHING_TO_RESET;
   const out: string[] = [];
   if (txStatus !== 0x49 /* 'I' */) out.push('ROLLBACK');
   if (sessionMode || (flags & Dirty.Everything) !== 0) {

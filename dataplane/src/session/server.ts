@@ -444,7 +444,7 @@ export class ServerConnection implements PoolServer {
   }
 
   /** `via`: an outbox bound for this server that is flushed soon, so the statements share its write. */
-  runInternal(statements: string[], done: InternalDone, via: Outbox | null = null): void {
+  runInternal(statements: readonly string[], done: InternalDone, via: Outbox | null = null): void {
     if (this.state !== ServerState.Ready) {
       process.nextTick(done, false);
       this.host.io?.yieldSoon();
