@@ -130,3 +130,36 @@ test('starving: a shard with clients waiting and no connection; othersStarving n
   assert.equal(a.othersStarving(), true);
   assert.equal(c.othersStarving(), false, 'never itself');
 });
+
+test('hasSurplus: at least one connection beyond the share by demand; with no demand anywhere, any connection', () => {
+  const { a, b } = pair();
+  a.publish(0, 0, 1);
+  assert.equal(a.hasSurplus(10), true, 'no demand anywhere');
+  a.publish(0, 0, 0);
+  assert.equal(a.hasSurplus(10), false);
+  // Shares 7.5 and 2.5 of 10.
+  a.publishDemand(12);
+  b.publishDemand(4);
+  a.publish(0, 0, 8);
+  assert.equal(a.hasSurplus(10), false, '8 is half a connection above 7.5');
+  a.publish(0, 0, 9);
+  assert.equal(a.hasSurplus(10), true, '9 is one and a half above');
+  b.publish(0, 0, 3);
+  assert.equal(b.hasSurplus(10), false);
+  b.publish(0, 0, 4);
+  assert.equal(b.hasSurplus(10), true, 'exactly 1.5 above 2.5');
+  a.publish(0, 0, 8);
+  a.publishDemand(14);
+  b.publishDemand(2);
+  // Share 8.75 with demand 224 / 256 (scaled by 16): 8 is below, 10 is 1.25 above.
+  assert.equal(a.hasSurplus(10), false);
+  a.publish(0, 0, 10);
+  assert.equal(a.hasSurplus(10), true);
+  // Equal demand, shares 5 and 5: exactly one above counts.
+  a.publishDemand(8);
+  b.publishDemand(8);
+  a.publish(0, 0, 6);
+  assert.equal(a.hasSurplus(10), true);
+  a.publish(0, 0, 5);
+  assert.equal(a.hasSurplus(10), false);
+});
