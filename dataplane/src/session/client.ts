@@ -520,7 +520,8 @@ export class ClientConnection implements PoolClient {
     this.reserved = null;
     if (this.state !== ClientState.Reserved) return;
     // A cancel may have left it nothing to run (see cancelWaiting): then it waits for no server.
-    const nothingToRun = this.queued.length === 0 && this.pending === 0 && !this.unsynced && !this.loginPending && this.deferredBegin === null;
+    // A deferred BEGIN alone needs no server: it goes out with the block's first statement.
+    const nothingToRun = this.queued.length === 0 && this.pending === 0 && !this.unsynced && !this.loginPending;
     this.state = nothingToRun ? ClientState.Idle : ClientState.Waiting;
   }
 
@@ -639,12 +640,12 @@ export class ClientConnection implements PoolClient {
    * would run after the cancelled one. Inside a transaction block Doorman answered itself, the block is now
    * aborted (see deferredAborted). Not done (false) before the batch's Sync has arrived.
    * The same holds while the pool checks or syncs the server picked for it (Reserved): nothing of the client's
-   * has been sent yet, and a server it then gets with nothing left to run goes straight back. Not inside such
-   * a block, whose BEGIN goes to that server first.
+   * has been sent yet, and a server it then gets with nothing left to run goes straight back. Inside such a
+   * block with nothing left to run, the client lets go of that server at once, since its BEGIN would go first.
    */
   cancelWaiting(): boolean {
     if (this.loginPending) return false;
-    if (this.state !== ClientState.Waiting && (this.state !== ClientState.Reserved || this.deferredBegin !== null)) return false;
+    if (this.state !== ClientState.Waiting && this.state !== ClientState.Reserved) return false;
     const q = this.queued;
     let cut = -1;
     for (let i = 0; i < q.length && cut < 0; i++) {
@@ -658,6 +659,10 @@ export class ClientConnection implements PoolClient {
     if (q.length === 0 && this.state === ClientState.Waiting) {
       this.pool!.cancelWait();
       this.state = ClientState.Idle;
+    } else if (q.length === 0 && this.deferredBegin !== null) {
+      // Reserved: attach() would open the block on that server with nothing to run in it. The block stays in
+      // Doorman, aborted; the pool takes the server back once its check or sync is done (see Pool.sync).
+      this.unreserve();
     }
     const message = 'canceling statement due to user request';
     this.logError('ERROR', E.queryCanceled.sqlstate, E.queryCanceled.code, message);

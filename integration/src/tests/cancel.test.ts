@@ -143,6 +143,36 @@ describe('cancel', { timeout: SUITE_TIMEOUT_MS }, () => {
     }
   });
 
+  test('a cancel inside BEGIN while the pool syncs the server picked for the statement: the block turns aborted and stays in Doorman', async () => {
+    const a = await connectPg(url('single'));
+    const b = await connectPg(url('single'), { application_name: 'cancel in a block while reserved' });
+    const pid = await backendPid(a);
+    let stopped = false;
+    try {
+      await a.query('create table if not exists reserved_block_marks (x int)');
+      // Doorman answers the BEGIN itself; the INSERT gets the pool's only server, whose sync then hangs.
+      await b.query('BEGIN');
+      process.kill(pid, 'SIGSTOP');
+      stopped = true;
+      const insert = timed(b, 'insert into reserved_block_marks values (1)');
+      await sleep(300);
+      await sendCancel(d().port, keyOf(b));
+      const r = await Promise.race([insert, sleep(5_000, { outcome: 'no answer within 5 s', ms: 5_000 })]);
+      assert.equal(r.outcome, '57014');
+      // The block never reached the stopped server: its end is answered at once, as a ROLLBACK.
+      const end = await Promise.race([b.query('COMMIT').then((res) => res.command), sleep(5_000, 'no answer within 5 s')]);
+      assert.equal(end, 'ROLLBACK');
+      process.kill(pid, 'SIGCONT');
+      stopped = false;
+      assert.deepEqual((await b.query('select count(*)::int as n from reserved_block_marks')).rows, [{ n: 0 }]);
+      assert.deepEqual((await a.query('select 1 as one')).rows, [{ one: 1 }]);
+    } finally {
+      if (stopped) process.kill(pid, 'SIGCONT');
+      await a.query('drop table if exists reserved_block_marks').catch(() => undefined);
+      await Promise.all([a.end(), b.end()]);
+    }
+  });
+
   test('a cancel inside BEGIN while the statement waits for a server: the block turns aborted, as in PostgreSQL, and none of it runs', async () => {
     const a = await connectPg(url('single'));
     const b = await connectPg(url('single'));
