@@ -49,23 +49,27 @@ function addMixed(box: Outbox, scale: number): Buffer {
   return Buffer.concat(want);
 }
 
-test('ranges of several buffers reach a socket on the shard loop in order, byte for byte', async () => {
+/** An outbox on one end of a loopback pair driven by the shard loop; resolves once `fn`'s bytes have arrived. */
+async function onShardLoop(fn: (box: Outbox) => Buffer[]): Promise<void> {
   const { peer, raw, close } = await loopbackPair(loop!);
   try {
     const box = new Outbox(raw);
-    const want = addMixed(box, 1);
-    const got = received(peer, want.length);
-    box.flush();
-    assert.ok((await got).equals(want));
+    const want = Buffer.concat(fn(box));
+    assert.ok((await received(peer, want.length)).equals(want));
   } finally {
     close();
   }
-});
+}
 
-test('ranges of the read slab, short and long, are gathered within it in order', async () => {
-  const { peer, raw, close } = await loopbackPair(loop!);
-  try {
-    const box = new Outbox(raw);
+test('ranges of several buffers reach a socket on the shard loop in order, byte for byte', () =>
+  onShardLoop((box) => {
+    const want = addMixed(box, 1);
+    box.flush();
+    return [want];
+  }));
+
+test('ranges of the read slab, short and long, are gathered within it in order', () =>
+  onShardLoop((box) => {
     const want: Buffer[] = [];
     for (const [length, fill] of [[5, 1], [13, 2], [200, 3], [40, 4]] as const) {
       const slab = reserve(length);
@@ -76,45 +80,20 @@ test('ranges of the read slab, short and long, are gathered within it in order',
       box.addWhole(Buffer.from([0x31, 0, 0, 0, 4]));
       want.push(Buffer.alloc(length, fill), Buffer.from([0x31, 0, 0, 0, 4]));
     }
-    const expected = Buffer.concat(want);
-    const got = received(peer, expected.length);
     box.flush();
-    assert.ok((await got).equals(expected));
-  } finally {
-    close();
-  }
-});
+    return want;
+  }));
 
-test('writes between the slab limit and the copy limit, and past it, reach a socket on the shard loop whole', async () => {
-  const { peer, raw, close } = await loopbackPair(loop!);
-  try {
-    const box = new Outbox(raw);
+test('writes between the slab limit and the copy limit, and past the copy limit, reach a socket on the shard loop whole', () =>
+  onShardLoop((box) => {
     const medium = addMixed(box, 20);
     assert.ok(medium.length > 8 * 1024 && medium.length < 64 * 1024);
     box.flush();
     const large = addMixed(box, 100);
     assert.ok(large.length > 64 * 1024);
-    const got = received(peer, medium.length + large.length);
     box.flush();
-    assert.ok((await got).equals(Buffer.concat([medium, large])));
-  } finally {
-    close();
-  }
-});
-
-test('a write past the copy limit reaches a socket on the shard loop whole', async () => {
-  const { peer, raw, close } = await loopbackPair(loop!);
-  try {
-    const box = new Outbox(raw);
-    const want = addMixed(box, 100);
-    assert.ok(want.length > 64 * 1024);
-    const got = received(peer, want.length);
-    box.flush();
-    assert.ok((await got).equals(want));
-  } finally {
-    close();
-  }
-});
+    return [medium, large];
+  }));
 
 test('a Node socket gets the same bytes, small and past the copy limit, and one range alone', async () => {
   const server = net.createServer();
