@@ -142,3 +142,17 @@ test('saslResponse round trip, data returned as a view', () => {
   assert.equal(readSASLResponse(...embed(msg('p', ''))).length, 0);
   assert.throws(() => readSASLResponse(buf, start, end - 1), ProtocolViolation);
 });
+
+test('query builds each text right when texts alternate and repeat', () => {
+  const expect = (text: string): Buffer => {
+    const body = Buffer.from(`${text}\0`);
+    const out = Buffer.alloc(5 + body.length);
+    out[0] = 0x51;
+    out.writeUInt32BE(4 + body.length, 1);
+    body.copy(out, 5);
+    return out;
+  };
+  for (const text of ['BEGIN', 'BEGIN', 'START TRANSACTION', 'BEGIN', '', 'begin isolation level serializable', 'BEGIN']) {
+    assert.deepEqual(query(text), expect(text));
+  }
+});

@@ -90,9 +90,17 @@ export function saslResponse(data: Buffer): Buffer {
   return out;
 }
 
+/** The last Query built: a deferred BEGIN sends the same text transaction after transaction. */
+let lastQueryText = '';
+let lastQuery: Buffer | null = null;
+
+/** A Query message; the same text may give back the same buffer, so callers never write into it. */
 export function query(text: string): Buffer {
+  if (lastQuery !== null && text === lastQueryText) return lastQuery;
   const out = allocMessage(FrontendCode.Query, cstringSize(text));
   writeCString(out, 5, text);
+  lastQueryText = text;
+  lastQuery = out;
   return out;
 }
 

@@ -63,6 +63,14 @@ export const enum ClientState {
 const PARSE_COMPLETE = allocMessage(BackendCode.ParseComplete, 0);
 const BIND_COMPLETE = allocMessage(BackendCode.BindComplete, 0);
 const NO_DATA = allocMessage(BackendCode.NoData, 0);
+/** The tags of the transaction control Doorman answers itself, as whole CommandComplete messages. */
+type LocalTag = 'BEGIN' | 'START TRANSACTION' | 'COMMIT' | 'ROLLBACK';
+const LOCAL_COMMAND_COMPLETE: Readonly<Record<LocalTag, Buffer>> = {
+  BEGIN: commandComplete('BEGIN'),
+  'START TRANSACTION': commandComplete('START TRANSACTION'),
+  COMMIT: commandComplete('COMMIT'),
+  ROLLBACK: commandComplete('ROLLBACK'),
+};
 /** Aborts the transaction block a deferred BEGIN opens, for a block whose statement was cancelled while it waited. */
 const ABORT_BLOCK = "DO $$BEGIN RAISE EXCEPTION 'doorman: a statement of this transaction was canceled while it waited for a server' USING ERRCODE = 'query_canceled'; END$$";
 const ABORT_BLOCK_CODE = '57014';
@@ -392,7 +400,7 @@ export class ClientConnection implements PoolClient {
       throw err;
     }
     if (text === null) return this.answerPreparedLocally(buf, start, end);
-    let tag: string;
+    let tag: LocalTag;
     let status: Buffer;
     if (this.deferredBegin === null) {
       const begin = beginTag(text);
@@ -408,9 +416,15 @@ export class ClientConnection implements PoolClient {
       status = READY_IDLE;
     }
     while (this.framer.next() !== FrameKind.None);
-    const parts = [commandComplete(tag), status];
-    if (lone !== null) parts.unshift(...(lone.describe ? [PARSE_COMPLETE, BIND_COMPLETE, NO_DATA] : [PARSE_COMPLETE, BIND_COMPLETE]));
-    this.socket.write(Buffer.concat(parts));
+    const out = this.toClient;
+    if (lone !== null) {
+      out.addWhole(PARSE_COMPLETE);
+      out.addWhole(BIND_COMPLETE);
+      if (lone.describe) out.addWhole(NO_DATA);
+    }
+    out.addWhole(LOCAL_COMMAND_COMPLETE[tag]);
+    out.addWhole(status);
+    out.flush();
     return true;
   }
 
