@@ -34,6 +34,7 @@ import {
 import type { ReadingSocketOptions } from '../session/socket-reader.js';
 import { endBatch, startBatch } from './batch-clock.js';
 import { probeUvLoop, type UvLoop } from './uv-loop.js';
+import { SendRing, type RingSender } from './send-ring.js';
 
 /** Readiness of one descriptor, as epoll reports it. */
 export interface EpollHandler {
@@ -65,18 +66,25 @@ export class EpollLoop {
   private nextTickAt = 0;
   private yieldRequested = false;
   private closed = false;
+  /** Where the sends of a batch gather; null: each send is a send(2) of its own. */
+  private readonly ring: SendRing | null;
 
-  /** A loop for the calling thread, or null where libuv's loop cannot be read (then Node's sockets are used). */
-  static start(onError: (err: unknown) => void): EpollLoop | null {
+  /**
+   * A loop for the calling thread, or null where libuv's loop cannot be read (then Node's sockets are used).
+   * `sendRing: false` keeps every send a send(2) of its own, even where io_uring works.
+   */
+  static start(onError: (err: unknown) => void, options: { sendRing?: boolean } = {}): EpollLoop | null {
     const uv = probeUvLoop();
-    return uv === null ? null : new EpollLoop(uv, onError);
+    return uv === null ? null : new EpollLoop(uv, onError, options.sendRing === false ? null : SendRing.open());
   }
 
   private constructor(
     private readonly uv: UvLoop,
     private readonly onError: (err: unknown) => void,
+    ring: SendRing | null,
     private readonly epfd = epollCreate(),
   ) {
+    this.ring = ring;
     this.control(EPOLL_CTL_ADD, uv.backendFd, EPOLLIN);
     const [readEnd, writeEnd] = pipe();
     this.wake = writeEnd;
@@ -113,6 +121,24 @@ export class EpollLoop {
     this.control(EPOLL_CTL_DEL, fd, 0);
   }
 
+  /**
+   * Queues a send to go out with the others of this batch (see SendRing); false outside a batch or without
+   * a ring: send it now.
+   */
+  queueSend(sender: RingSender, fd: number, address: number, length: number): boolean {
+    return this.running && this.ring !== null && this.ring.add(sender, fd, address, length);
+  }
+
+  /** Whether sends in a batch go out together through io_uring. */
+  get batchesSends(): boolean {
+    return this.ring !== null;
+  }
+
+  /** Makes the sends queued so far. */
+  flushSends(): void {
+    this.ring?.flush();
+  }
+
   /** Runs `fn` after the current batch of events (or on the next tick outside the loop): never re-entrantly. */
   defer(fn: () => void): void {
     if (this.running) this.deferred.push(fn);
@@ -138,6 +164,7 @@ export class EpollLoop {
     if (this.closed) return;
     this.closed = true;
     this.wakeReader.destroy();
+    this.ring?.close();
     close(this.wake);
     close(this.epfd);
   }
@@ -206,7 +233,7 @@ export class EpollLoop {
             this.onError(err);
           }
         }
-        this.runDeferred();
+        this.settle();
         endBatch();
         if (uvReady || this.yieldRequested) break;
       }
@@ -214,7 +241,7 @@ export class EpollLoop {
       this.onError(err);
     } finally {
       endBatch();
-      this.runDeferred();
+      this.settle();
       this.running = false;
       this.yieldRequested = false;
     }
@@ -228,7 +255,18 @@ export class EpollLoop {
     } catch (err) {
       this.onError(err);
     }
+    this.settle();
+  }
+
+  /** Runs what was deferred and makes the sends queued, until neither leaves more (a failed send defers its 'close'). */
+  private settle(): void {
     this.runDeferred();
+    const ring = this.ring;
+    if (ring === null) return;
+    while (ring.pending > 0) {
+      ring.flush();
+      this.runDeferred();
+    }
   }
 
   private runDeferred(): void {

@@ -33,6 +33,19 @@ function digestOf(peer: net.Socket, total: number): Promise<string> {
   );
 }
 
+/** The first `total` bytes the peer receives. */
+function received(peer: net.Socket, total: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  return new Promise((resolve) =>
+    peer.on('data', (b: Buffer) => {
+      parts.push(b);
+      n += b.length;
+      if (n >= total) resolve(Buffer.concat(parts));
+    }),
+  );
+}
+
 function collect(reader: SocketReader, until: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
@@ -154,6 +167,52 @@ test('a range write the kernel cannot take is queued from the buffer itself, in 
   const received = digestOf(peer, 16 * 1024 * 1024);
   peer.resume();
   assert.equal(await received, sent.digest('hex'));
+  close();
+});
+
+test('sends made inside a batch go out together at its end, to every socket, and all arrive', async () => {
+  assert.equal(loop!.batchesSends, true, 'io_uring works here');
+  const a = await pair();
+  const b = await pair();
+  a.reader.onChunk = (buf, start, end) => {
+    assert.equal(a.raw.writeRange(buf, start, end), true);
+    assert.equal(b.raw.writeRange(buf, start + 1, end), true);
+  };
+  const echoed = once(a.peer, 'data');
+  const relayed = once(b.peer, 'data');
+  a.peer.write('#batched');
+  assert.equal(String((await echoed)[0]), '#batched');
+  assert.equal(String((await relayed)[0]), 'batched');
+  a.close();
+  b.close();
+});
+
+test('writes to one socket within a batch keep their order, whether batched or sent at once', async () => {
+  const { peer, raw, reader, close } = await pair();
+  reader.onChunk = (buf, start, end) => {
+    raw.writeRange(buf, start, start + 3);
+    raw.write(Buffer.from('-X-'));
+    raw.writeRange(buf, start + 3, end);
+    raw.writeRange(buf, start, start + 1);
+  };
+  const got = received(peer, 13);
+  peer.write('abcdefghi');
+  assert.equal((await got).toString(), 'abc-X-defghia');
+  close();
+});
+
+test('a write then destroy within a batch still reaches the peer before the connection closes', async () => {
+  const { peer, raw, reader, close } = await pair();
+  reader.onChunk = (buf, start, end) => {
+    raw.writeRange(buf, start, end);
+    raw.destroy();
+  };
+  const got = received(peer, 4);
+  const ended = once(peer, 'end');
+  peer.write('last');
+  const lost = new Promise<Buffer>((_, reject) => setTimeout(() => reject(new Error('the bytes never arrived')), 5000).unref());
+  assert.equal((await Promise.race([got, lost])).toString(), 'last');
+  await ended;
   close();
 });
 

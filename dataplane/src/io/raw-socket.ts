@@ -10,6 +10,7 @@ import { slabFor, slabOffset, takeSlab, type SocketReader } from '../session/soc
 import { dupDescriptor } from '../workers/fd.js';
 import type { EpollHandler, EpollLoop } from './epoll-loop.js';
 import { SocketEvents } from './socket-events.js';
+import type { RingSender } from './send-ring.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, addressOf, close, errno, recvAt, send, sendAt, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
 
 /** A read gets at least this much room in the slab; a large result streams through in reads this big or bigger. */
@@ -35,7 +36,7 @@ function socketError(code: number, op: string): NodeJS.ErrnoException {
   return err;
 }
 
-export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler {
+export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler, RingSender {
   destroyed = false;
   writable = true;
   readyState: 'open' | 'readOnly' | 'closed' = 'open';
@@ -45,6 +46,10 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
   /** The events registered with epoll; -1 when the descriptor is out of the set (hung up while paused). */
   private registered = EPOLLIN;
   private ending = false;
+  /** A send queued in the loop's ring, buf[start, end): at most one at a time, so they never reorder. */
+  private ringBuf: Buffer | null = null;
+  private ringStart = 0;
+  private ringEnd = 0;
 
   constructor(
     readonly fd: number,
@@ -92,7 +97,14 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
     if (this.destroyed || !this.writable) return false;
     const length = end - start;
     let sent = 0;
+    if (this.ringBuf !== null) this.loop.flushSends();
     if (this.queue.length === 0) {
+      if (b === slabSeen && this.loop.queueSend(this, this.fd, slabAddress + start, length)) {
+        this.ringBuf = b;
+        this.ringStart = start;
+        this.ringEnd = end;
+        return true;
+      }
       const n =
         b === slabSeen
           ? sendAt(this.fd, slabAddress + start, length)
@@ -115,6 +127,20 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
     return false;
   }
 
+  /** The result of the send queued in the loop's ring; it never sends anything itself (the ring is mid-flush). */
+  onSent(result: number): void {
+    const b = this.ringBuf!;
+    const start = this.ringStart;
+    const end = this.ringEnd;
+    this.ringBuf = null;
+    if (result === end - start || this.destroyed) return;
+    if (result < 0) {
+      if (-result !== EAGAIN && -result !== EINTR) return this.fail(-result, 'write');
+      result = 0;
+    }
+    this.enqueue(b.subarray(start + result, end));
+  }
+
   cork(): void {}
 
   uncork(): void {}
@@ -124,6 +150,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
     if (this.destroyed || !this.writable) return this;
     this.writable = false;
     this.readyState = 'readOnly';
+    if (this.ringBuf !== null) this.loop.flushSends();
     if (this.queue.length === 0) shutdownWrite(this.fd);
     else this.ending = true;
     return this;
@@ -175,6 +202,9 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler 
 
   private release(): void {
     this.destroyed = true;
+    // A queued send goes out before the descriptor closes (its number may be reused at once); being destroyed,
+    // the socket ignores its result.
+    if (this.ringBuf !== null) this.loop.flushSends();
     this.writable = false;
     this.readyState = 'closed';
     if (this.registered !== -1) this.loop.remove(this.fd);

@@ -92,8 +92,14 @@ const bus: ShardBus = {
 
 const general = init.config.general;
 const log = createLogger((init.logLevel ?? general.logLevel) as LogLevel, init.logFormat ?? general.logFormat, { shard: init.index });
-// DOORMAN_SHARD_IO=node keeps every socket on Node's loop (for comparison, or as a way out).
-const io = process.env.DOORMAN_SHARD_IO === 'node' ? null : EpollLoop.start((err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'error in the shard event loop'));
+// DOORMAN_SHARD_IO=node keeps every socket on Node's loop, and DOORMAN_IO_URING=off every send a send(2) of
+// its own (for comparison, or as a way out).
+const io =
+  process.env.DOORMAN_SHARD_IO === 'node'
+    ? null
+    : EpollLoop.start((err) => log.error({ err: err instanceof Error ? err.stack : String(err) }, 'error in the shard event loop'), {
+        sendRing: process.env.DOORMAN_IO_URING !== 'off',
+      });
 const shard = new Shard(validateLoaded(init.config), log, bus, io);
 
 channel.onmessage = (ev: unknown) => {
@@ -148,5 +154,5 @@ port.on('message', (m: MainToShard) => {
   }
 });
 
-log.info({ io: io === null ? 'node' : 'epoll' }, 'shard started');
+log.info({ io: io === null ? 'node' : 'epoll', sends: io === null ? 'node' : io.batchesSends ? 'io_uring' : 'send' }, 'shard started');
 send({ t: 'ready' });

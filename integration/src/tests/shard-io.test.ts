@@ -1,6 +1,7 @@
 /**
- * Both ways a shard drives its plain sockets: its own epoll loop (the default) and Node's sockets
- * (DOORMAN_SHARD_IO=node). Each carries concurrent transactions, a result far larger than the socket
+ * The ways a shard drives its plain sockets: its own epoll loop with each batch's sends made together
+ * through io_uring (the default), the same loop with a send(2) per send (DOORMAN_IO_URING=off, as where
+ * io_uring is refused), and Node's sockets (DOORMAN_SHARD_IO=node). Each carries concurrent transactions, a result far larger than the socket
  * buffers (writes the kernel cannot take at once), clients that leave mid-query, the admin console (whose
  * answers arrive as messages between threads) and a cancel request.
  */
@@ -26,8 +27,14 @@ import {
 
 const SUITE_TIMEOUT_MS = 120_000;
 
-for (const mode of ['epoll', 'node'] as const) {
-  describe(`shard sockets on ${mode === 'epoll' ? 'the shard epoll loop' : "Node's sockets"}`, { timeout: SUITE_TIMEOUT_MS }, () => {
+const MODES = {
+  epoll: { title: 'the shard epoll loop', env: {}, io: 'epoll', sends: 'io_uring' },
+  'epoll-send': { title: 'the shard epoll loop, one send(2) per send', env: { DOORMAN_IO_URING: 'off' }, io: 'epoll', sends: 'send' },
+  node: { title: "Node's sockets", env: { DOORMAN_SHARD_IO: 'node' }, io: 'node', sends: 'node' },
+} as const;
+
+for (const { title, env, io, sends } of Object.values(MODES)) {
+  describe(`shard sockets on ${title}`, { timeout: SUITE_TIMEOUT_MS }, () => {
     let cluster: PgCluster | undefined;
     let doorman: DoormanProcess | undefined;
 
@@ -39,9 +46,7 @@ for (const mode of ['epoll', 'node'] as const) {
 
     before(async () => {
       cluster = await startPostgres();
-      doorman = await startDoorman(doormanConfigFor(cluster, { users: [SCRAM_USER], poolSize: 4, general: { workers: 2 } }), {
-        env: mode === 'node' ? { DOORMAN_SHARD_IO: 'node' } : {},
-      });
+      doorman = await startDoorman(doormanConfigFor(cluster, { users: [SCRAM_USER], poolSize: 4, general: { workers: 2 } }), { env });
     });
 
     after(async () => {
@@ -49,7 +54,7 @@ for (const mode of ['epoll', 'node'] as const) {
       await cluster?.stop();
     });
 
-    test(`every shard reports the ${mode} socket layer`, async () => {
+    test(`every shard reports the ${io} socket layer, sending with ${sends}`, async () => {
       await eventually(
         async () => d().jsonLogs().filter((l) => l.msg === 'shard started'),
         (lines) => lines.length === 2,
@@ -59,8 +64,8 @@ for (const mode of ['epoll', 'node'] as const) {
       const layers = d()
         .jsonLogs()
         .filter((l) => l.msg === 'shard started')
-        .map((l) => l.io);
-      assert.deepEqual(layers, [mode, mode]);
+        .map((l) => `${String(l.io)}/${String(l.sends)}`);
+      assert.deepEqual(layers, [`${io}/${sends}`, `${io}/${sends}`]);
     });
 
     test('30 clients x 40 transactions on a pool of 4: every answer is the client own', async () => {
