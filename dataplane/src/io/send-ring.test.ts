@@ -9,17 +9,19 @@ import { RING_ENTRIES, SendRing, type RingSender } from './send-ring.js';
 const ring = SendRing.open();
 after(() => ring?.close());
 
-/** A loopback connection: the descriptor of one end (a duplicate, so Node never writes to it) and the Node socket at the other. */
+/**
+ * A loopback connection: the descriptor of one end (a duplicate of an accepted socket Node never reads,
+ * so nothing else touches its bytes) and the Node socket at the other.
+ */
 async function connection(): Promise<{ fd: number; peer: net.Socket; close: () => void }> {
   const server = net.createServer({ pauseOnConnect: true });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const ours = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
-  const [peer] = await accepted;
-  await once(ours, 'connect');
+  const peer = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+  const [ours] = await accepted;
+  await once(peer, 'connect');
   const fd = dupSocketDescriptor(ours);
-  ours.pause();
   return {
     fd,
     peer,
