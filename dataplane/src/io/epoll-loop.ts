@@ -125,8 +125,8 @@ export class EpollLoop {
    * Queues a send to go out with the others of this batch (see SendRing); false outside a batch or without
    * a ring: send it now.
    */
-  queueSend(sender: RingSender, fd: number, address: number, length: number): boolean {
-    return this.running && this.ring !== null && this.ring.add(sender, fd, address, length);
+  queueSend(sender: RingSender, fd: number, address: number, length: number, memory: Buffer): boolean {
+    return this.running && this.ring !== null && this.ring.add(sender, fd, address, length, memory);
   }
 
   /** Whether sends in a batch go out together through io_uring. */

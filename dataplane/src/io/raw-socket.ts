@@ -46,8 +46,8 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
   /** The events registered with epoll; -1 when the descriptor is out of the set (hung up while paused). */
   private registered = EPOLLIN;
   private ending = false;
-  /** A send queued in the loop's ring, buf[start, end): at most one at a time, so they never reorder. */
-  private ringBuf: Buffer | null = null;
+  /** A send queued in the loop's ring, of [start, end) of a buffer the ring keeps: at most one at a time, so they never reorder. */
+  private ringQueued = false;
   private ringStart = 0;
   private ringEnd = 0;
 
@@ -97,10 +97,10 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     if (this.destroyed || !this.writable) return false;
     const length = end - start;
     let sent = 0;
-    if (this.ringBuf !== null) this.loop.flushSends();
+    if (this.ringQueued) this.loop.flushSends();
     if (this.queue.length === 0) {
-      if (b === slabSeen && this.loop.queueSend(this, this.fd, slabAddress + start, length)) {
-        this.ringBuf = b;
+      if (b === slabSeen && this.loop.queueSend(this, this.fd, slabAddress + start, length, b)) {
+        this.ringQueued = true;
         this.ringStart = start;
         this.ringEnd = end;
         return true;
@@ -128,11 +128,10 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
   }
 
   /** The result of the send queued in the loop's ring; it never sends anything itself (the ring is mid-flush). */
-  onSent(result: number): void {
-    const b = this.ringBuf!;
+  onSent(result: number, b: Buffer): void {
     const start = this.ringStart;
     const end = this.ringEnd;
-    this.ringBuf = null;
+    this.ringQueued = false;
     if (result === end - start || this.destroyed) return;
     if (result < 0) {
       if (-result !== EAGAIN && -result !== EINTR) return this.fail(-result, 'write');
@@ -150,7 +149,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     if (this.destroyed || !this.writable) return this;
     this.writable = false;
     this.readyState = 'readOnly';
-    if (this.ringBuf !== null) this.loop.flushSends();
+    if (this.ringQueued) this.loop.flushSends();
     if (this.queue.length === 0) shutdownWrite(this.fd);
     else this.ending = true;
     return this;
@@ -204,7 +203,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     this.destroyed = true;
     // A queued send goes out before the descriptor closes (its number may be reused at once); being destroyed,
     // the socket ignores its result.
-    if (this.ringBuf !== null) this.loop.flushSends();
+    if (this.ringQueued) this.loop.flushSends();
     this.writable = false;
     this.readyState = 'closed';
     if (this.registered !== -1) this.loop.remove(this.fd);

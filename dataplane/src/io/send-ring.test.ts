@@ -37,9 +37,11 @@ async function connection(): Promise<{ fd: number; peer: net.Socket; close: () =
 /** Collects the results the ring reports, in the order it reports them. */
 class Results implements RingSender {
   readonly seen: number[] = [];
+  readonly memories: Buffer[] = [];
   constructor(private readonly order: string[] = [], private readonly name = '') {}
-  onSent(result: number): void {
+  onSent(result: number, memory: Buffer): void {
     this.seen.push(result);
+    this.memories.push(memory);
     this.order.push(this.name);
   }
 }
@@ -61,24 +63,27 @@ test('io_uring works on this machine, so shards batch their sends', () => {
   assert.notEqual(ring, null);
 });
 
-test('sends to several sockets go out in one flush, and each sender hears its own result in queue order', async () => {
+test('sends to several sockets go out in one flush, and each sender hears its own result and buffer in queue order', async () => {
   const conns = await Promise.all([connection(), connection(), connection()]);
-  const memory = Buffer.from('alpha|bravo-bravo|charlie-charlie-charlie');
-  const base = addressOf(memory);
-  const ranges: [number, number][] = [
-    [0, 5],
-    [6, 17],
-    [18, memory.length],
+  const memory = Buffer.from('alpha|-----------|charlie-charlie-charlie');
+  const other = Buffer.from('bravo-bravo');
+  const ranges: [Buffer, number, number][] = [
+    [memory, 0, 5],
+    [other, 0, 11],
+    [memory, 18, memory.length],
   ];
   const order: string[] = [];
   const senders = ranges.map((_, i) => new Results(order, String(i)));
-  const arriving = conns.map((c, i) => received(c.peer, ranges[i][1] - ranges[i][0]));
-  ranges.forEach(([start, end], i) => assert.equal(ring!.add(senders[i], conns[i].fd, base + start, end - start), true));
+  const arriving = conns.map((c, i) => received(c.peer, ranges[i][2] - ranges[i][1]));
+  ranges.forEach(([b, start, end], i) => assert.equal(ring!.add(senders[i], conns[i].fd, addressOf(b) + start, end - start, b), true));
   assert.equal(ring!.pending, 3);
   ring!.flush();
   assert.equal(ring!.pending, 0);
   assert.deepEqual(order, ['0', '1', '2']);
-  senders.forEach((s, i) => assert.deepEqual(s.seen, [ranges[i][1] - ranges[i][0]]));
+  senders.forEach((s, i) => {
+    assert.deepEqual(s.seen, [ranges[i][2] - ranges[i][1]]);
+    assert.equal(s.memories[0], ranges[i][0], 'the buffer the bytes were in');
+  });
   const got = await Promise.all(arriving);
   assert.deepEqual(
     got.map((b) => b.toString()),
@@ -92,7 +97,7 @@ test('a lone send is reported the same way (it goes out with send(2))', async ()
   const memory = Buffer.from('just one');
   const sender = new Results();
   const arriving = received(c.peer, memory.length);
-  ring!.add(sender, c.fd, addressOf(memory), memory.length);
+  ring!.add(sender, c.fd, addressOf(memory), memory.length, memory);
   ring!.flush();
   assert.deepEqual(sender.seen, [memory.length]);
   assert.equal((await arriving).toString(), 'just one');
@@ -107,10 +112,10 @@ test('a socket that cannot take everything reports a short count or -EAGAIN, nev
   const first = new Results();
   const second = new Results();
   // Nobody reads at the other end: the first send fills the socket, the second finds it full.
-  ring!.add(first, a.fd, address, block.length);
-  ring!.add(second, a.fd, address, block.length);
+  ring!.add(first, a.fd, address, block.length, block);
+  ring!.add(second, a.fd, address, block.length, block);
   const other = new Results();
-  ring!.add(other, b.fd, address, 10);
+  ring!.add(other, b.fd, address, 10, block);
   ring!.flush();
   assert.equal(first.seen.length, 1);
   assert.ok(first.seen[0] > 0 && first.seen[0] < block.length, `short send: ${first.seen[0]}`);
@@ -127,7 +132,7 @@ test('a send to a connection the peer reset reports -errno', async () => {
   const memory = Buffer.alloc(100, 1);
   const senders = [new Results(), new Results()];
   // The first send meets the reset; a second one finds the connection already failed.
-  for (const s of senders) ring!.add(s, c.fd, addressOf(memory), memory.length);
+  for (const s of senders) ring!.add(s, c.fd, addressOf(memory), memory.length, memory);
   ring!.flush();
   const results = senders.map((s) => s.seen[0]);
   assert.ok(results.every((r) => r < 0) && results.some((r) => r === -104 || r === -32), `results: ${results.join(', ')}`);
@@ -139,8 +144,8 @@ test('a full ring refuses more until flushed', async () => {
   const memory = Buffer.alloc(1, 1);
   const sender = new Results();
   const arriving = received(c.peer, RING_ENTRIES);
-  for (let i = 0; i < RING_ENTRIES; i++) assert.equal(ring!.add(sender, c.fd, addressOf(memory), 1), true);
-  assert.equal(ring!.add(sender, c.fd, addressOf(memory), 1), false);
+  for (let i = 0; i < RING_ENTRIES; i++) assert.equal(ring!.add(sender, c.fd, addressOf(memory), 1, memory), true);
+  assert.equal(ring!.add(sender, c.fd, addressOf(memory), 1, memory), false);
   ring!.flush();
   assert.equal(sender.seen.length, RING_ENTRIES);
   assert.ok(sender.seen.every((r) => r === 1));
@@ -152,5 +157,5 @@ test('a closed ring takes nothing', () => {
   const other = SendRing.open();
   assert.notEqual(other, null);
   other!.close();
-  assert.equal(other!.add(new Results(), 0, 0, 1), false);
+  assert.equal(other!.add(new Results(), 0, 0, 1, Buffer.alloc(1)), false);
 });

@@ -55,9 +55,12 @@ const TWO_32 = 4294967296;
 /** Sends one flush can hold; a fuller batch flushes early. */
 export const RING_ENTRIES = 256;
 
-/** Whoever queued a send: hears its result (bytes sent, or -errno) when the ring is flushed. */
+/**
+ * Whoever queued a send: hears its result (bytes sent, or -errno) when the ring is flushed, with the buffer
+ * the bytes were in (for a remainder to queue).
+ */
 export interface RingSender {
-  onSent(result: number): void;
+  onSent(result: number, memory: Buffer): void;
 }
 
 type Syscall = (n: number, a: number, b: number, c: number, d: number, e: number, f: number) => number;
@@ -100,6 +103,11 @@ export class SendRing {
   private readonly cqMask: number;
   private readonly cqes: number;
   private count = 0;
+  /** The buffers the queued sends read from, each once, and which of them each slot uses. */
+  private readonly pins: (Buffer | null)[] = new Array<Buffer | null>(RING_ENTRIES).fill(null);
+  private readonly pinOf = new Int32Array(RING_ENTRIES);
+  private pinCount = 0;
+  private lastPinned: Buffer | null = null;
   /** Guards against a flush from inside a sender's onSent, which would submit the same sends again. */
   private flushing = false;
   /** Set when io_uring_enter failed outright: from then on every send goes through send(2). */
@@ -177,10 +185,20 @@ export class SendRing {
     return this.count;
   }
 
-  /** Queues send(fd, address, length); false when the ring is full or out of use: send it yourself. */
-  add(sender: RingSender, fd: number, address: number, length: number): boolean {
+  /**
+   * Queues send(fd, address, length) of bytes inside `memory`, which the ring keeps alive until the flush;
+   * false when the ring is full or out of use: send it yourself.
+   */
+  add(sender: RingSender, fd: number, address: number, length: number, memory: Buffer): boolean {
     if (this.count === RING_ENTRIES || this.broken) return false;
     const slot = this.count++;
+    // The sends of a batch mostly come from one slab: it is stored once, not once per send (a young buffer
+    // stored into an old object costs a write barrier).
+    if (memory !== this.lastPinned) {
+      this.pins[this.pinCount++] = memory;
+      this.lastPinned = memory;
+    }
+    this.pinOf[slot] = this.pinCount - 1;
     this.senders[slot] = sender;
     this.fds[slot] = fd;
     this.addresses[slot] = address;
@@ -202,14 +220,21 @@ export class SendRing {
         const sender = this.senders[0]!;
         this.senders[0] = null;
         const sent = sendAt(this.fds[0], this.addresses[0], this.lengths[0]);
-        sender.onSent(sent < 0 ? -errno() : sent);
+        sender.onSent(sent < 0 ? -errno() : sent, this.pins[0]!);
         return;
       }
       for (let slot = 0; slot < n; slot++) this.prepare(IORING_OP_SEND, slot);
       this.submitAndReap(n);
     } finally {
+      this.unpin();
       this.flushing = false;
     }
+  }
+
+  private unpin(): void {
+    for (let i = 0; i < this.pinCount; i++) this.pins[i] = null;
+    this.pinCount = 0;
+    this.lastPinned = null;
   }
 
   close(): void {
@@ -284,7 +309,7 @@ export class SendRing {
       count++;
       const sender = this.senders[slot];
       this.senders[slot] = null;
-      sender?.onSent(result);
+      sender?.onSent(result, this.pins[this.pinOf[slot]]!);
     }
     return count;
   }
@@ -302,7 +327,7 @@ export class SendRing {
     for (let slot = 0; slot < n; slot++) {
       const sender = this.senders[slot];
       this.senders[slot] = null;
-      sender?.onSent(-EAGAIN);
+      sender?.onSent(-EAGAIN, this.pins[this.pinOf[slot]]!);
     }
   }
 
