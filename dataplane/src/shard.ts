@@ -350,6 +350,9 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   }
 
   private sweepMigrations(): void {
+    // A send still in the loop's ring is not in writableLength yet; made now, what the kernel did not take
+    // is, and keeps that client here until it has gone out.
+    this.io?.flushSends();
     for (const c of this.clients) {
       const m = c.detachForMigration();
       if (m === null) continue;
