@@ -43,6 +43,10 @@ const shutdownFn = libc.func('int shutdown(int, int)') as Fn<[number, number], n
 export const close = libc.func('int close(int)') as Fn<[number], number>;
 const pipe2Fn = libc.func('int pipe2(_Out_ int *fds, int flags)') as Fn<[number[], number], number>;
 const writeFn = libc.func('long write(int, void *, unsigned long)') as Fn<[number, Buffer, number], number>;
+/** Declared with fixed arguments: glibc's syscall() takes them from registers whatever the prototype. */
+export const syscall = libc.func('long syscall(long, long, long, long, long, long, long)') as Fn<[number, number, number, number, number, number, number], number>;
+export const mmap = libc.func('void *mmap(void *, unsigned long, int, int, int, long)') as Fn<[null, number, number, number, number, number], unknown>;
+export const munmap = libc.func('int munmap(void *, unsigned long)') as Fn<[unknown, number], number>;
 const setsockopt = libc.func('int setsockopt(int, int, int, void *, unsigned int)') as Fn<[number, number, number, Buffer, number], number>;
 
 export function errno(): number {

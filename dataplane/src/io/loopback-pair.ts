@@ -41,3 +41,16 @@ export async function loopbackPair(loop: EpollLoop): Promise<LoopbackPair> {
     },
   };
 }
+
+/** Resolves with the first `total` bytes `peer` receives. */
+export function received(peer: net.Socket, total: number): Promise<Buffer> {
+  const got: Buffer[] = [];
+  let n = 0;
+  return new Promise((resolve) =>
+    peer.on('data', (b: Buffer) => {
+      got.push(b);
+      n += b.length;
+      if (n >= total) resolve(Buffer.concat(got));
+    }),
+  );
+}

@@ -5,7 +5,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { SocketReader } from '../session/socket-reader.js';
 import { EpollLoop } from './epoll-loop.js';
-import { loopbackPair, type LoopbackPair } from './loopback-pair.js';
+import { loopbackPair, received, type LoopbackPair } from './loopback-pair.js';
 import { RawSocket } from './raw-socket.js';
 
 /** Resolves when `socket` raises `event`. */
@@ -29,19 +29,6 @@ function digestOf(peer: net.Socket, total: number): Promise<string> {
       hash.update(b);
       n += b.length;
       if (n === total) resolve(hash.digest('hex'));
-    }),
-  );
-}
-
-/** The first `total` bytes the peer receives. */
-function received(peer: net.Socket, total: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  return new Promise((resolve) =>
-    peer.on('data', (b: Buffer) => {
-      parts.push(b);
-      n += b.length;
-      if (n >= total) resolve(Buffer.concat(parts));
     }),
   );
 }

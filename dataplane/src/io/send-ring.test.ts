@@ -4,6 +4,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { dupSocketDescriptor } from '../workers/fd.js';
 import { addressOf, close } from './libc.js';
+import { received } from './loopback-pair.js';
 import { RING_ENTRIES, SendRing, type RingSender } from './send-ring.js';
 
 const ring = SendRing.open();
@@ -44,19 +45,6 @@ class Results implements RingSender {
     this.memories.push(memory);
     this.order.push(this.name);
   }
-}
-
-function received(peer: net.Socket, total: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  return new Promise((resolve) => {
-    peer.on('data', (b: Buffer) => {
-      parts.push(b);
-      n += b.length;
-      if (n >= total) resolve(Buffer.concat(parts));
-    });
-    peer.resume();
-  });
 }
 
 test('io_uring works on this machine, so shards batch their sends', () => {

@@ -15,7 +15,7 @@
  * overtaken.
  */
 import koffi from 'koffi';
-import { EAGAIN, EINTR, errno, sendAt } from './libc.js';
+import { EAGAIN, EINTR, close, errno, mmap, munmap, sendAt, syscall } from './libc.js';
 
 const SYS_IO_URING_SETUP = 425;
 const SYS_IO_URING_ENTER = 426;
@@ -61,25 +61,6 @@ export const RING_ENTRIES = 256;
  */
 export interface RingSender {
   onSent(result: number, memory: Buffer): void;
-}
-
-type Syscall = (n: number, a: number, b: number, c: number, d: number, e: number, f: number) => number;
-type Mmap = (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
-
-let bound: { syscall: Syscall; mmap: Mmap; munmap: (addr: unknown, length: number) => number; close: (fd: number) => number } | null = null;
-
-function libc(): NonNullable<typeof bound> {
-  if (bound === null) {
-    const lib = koffi.load('libc.so.6');
-    bound = {
-      // Declared with fixed arguments: glibc's syscall() takes them from registers whatever the prototype.
-      syscall: lib.func('long syscall(long, long, long, long, long, long, long)') as Syscall,
-      mmap: lib.func('void *mmap(void *, unsigned long, int, int, int, long)') as Mmap,
-      munmap: lib.func('int munmap(void *, unsigned long)') as (addr: unknown, length: number) => number,
-      close: lib.func('int close(int)') as (fd: number) => number,
-    };
-  }
-  return bound;
 }
 
 const MAP_FAILED = 0xffffffffffffffffn;
@@ -144,7 +125,6 @@ export class SendRing {
     let fd = -1;
     const mappings: [unknown, number][] = [];
     try {
-      const { syscall, mmap } = libc();
       const params = Buffer.alloc(PARAMS_SIZE);
       params.writeUInt32LE(IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER, P_FLAGS);
       fd = syscall(SYS_IO_URING_SETUP, RING_ENTRIES, Number(koffi.address(params)), 0, 0, 0, 0);
@@ -174,8 +154,8 @@ export class SendRing {
       return ring;
     } catch {
       if (fd >= 0) {
-        for (const [pointer, size] of mappings) libc().munmap(pointer, size);
-        libc().close(fd);
+        for (const [pointer, size] of mappings) munmap(pointer, size);
+        close(fd);
       }
       return null;
     }
@@ -241,7 +221,6 @@ export class SendRing {
     if (this.closed) return;
     this.closed = true;
     this.broken = true;
-    const { munmap, close } = libc();
     for (const [pointer, size] of this.mappings) munmap(pointer, size);
     close(this.fd);
   }
@@ -268,7 +247,6 @@ export class SendRing {
 
   /** Submits the n prepared sends, waits for their n completions (immediate, with MSG_DONTWAIT) and reports them. */
   private submitAndReap(n: number): void {
-    const { syscall } = libc();
     const ring = this.ring;
     let reaped = 0;
     let toSubmit = n;
@@ -337,7 +315,7 @@ export class SendRing {
     this.addresses[0] = 0;
     this.lengths[0] = 0;
     this.prepare(IORING_OP_NOP, 0);
-    const r = libc().syscall(SYS_IO_URING_ENTER, this.fd, 1, 1, IORING_ENTER_GETEVENTS, 0, 0);
+    const r = syscall(SYS_IO_URING_ENTER, this.fd, 1, 1, IORING_ENTER_GETEVENTS, 0, 0);
     const completed = this.reap();
     return r === 1 && completed === 1;
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { EpollLoop } from '../io/epoll-loop.js';
-import { loopbackPair } from '../io/loopback-pair.js';
+import { loopbackPair, received } from '../io/loopback-pair.js';
 import { Outbox } from './outbox.js';
 import { reserve, reservedAt } from './socket-reader.js';
 
@@ -11,19 +11,6 @@ const loop = EpollLoop.start((err) => {
   throw err;
 });
 after(() => loop?.close());
-
-/** Resolves with the first `total` bytes `peer` receives. */
-function received(peer: net.Socket, total: number): Promise<Buffer> {
-  const got: Buffer[] = [];
-  let n = 0;
-  return new Promise((resolve) =>
-    peer.on('data', (b: Buffer) => {
-      got.push(b);
-      n += b.length;
-      if (n >= total) resolve(Buffer.concat(got));
-    }),
-  );
-}
 
 /**
  * Adds ranges of a few source buffers to `box`: short and long ones, ranges that continue the one before
