@@ -36,6 +36,7 @@ import type { MigratedClient } from './upgrade/messages.js';
 import { dupDescriptor, dupSocketDescriptor } from './workers/fd.js';
 import type { EpollLoop } from './io/epoll-loop.js';
 import { RawSocket } from './io/raw-socket.js';
+import { TlsContext } from './io/openssl.js';
 import type { ByteSocket } from './session/byte-socket.js';
 import { ownerShard, SHARD_BITS, type ShardControl } from './workers/messages.js';
 import { E } from './errors.js';
@@ -75,7 +76,8 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   general: GeneralConfig;
   config: DoormanConfig;
   hba: HbaRule[] | null;
-  clientTls: tls.SecureContext | null;
+  clientTls: tls.SecureContext | null = null;
+  clientSsl: TlsContext | null = null;
   serverCa: Buffer | null;
   shuttingDown = false;
   readonly clients = new Set<ClientConnection>();
@@ -115,11 +117,29 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     this.config = loaded.config;
     this.general = loaded.config.general;
     this.hba = loaded.hba;
-    this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
+    this.setClientTls(loaded);
     this.serverCa = loaded.serverCa;
     this.buildPools(loaded.config);
     if (io !== null) io.setTicker(() => this.tick(), TICK_MS);
     else this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  /**
+   * Client TLS from the configured certificate and key: OpenSSL on the shard's loop where it can, Node's
+   * TLSSocket otherwise (no loop, or DOORMAN_TLS=node). Connections keep the context they started with.
+   */
+  private setClientTls(loaded: LoadedConfig): void {
+    this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
+    const old = this.clientSsl;
+    this.clientSsl = null;
+    if (loaded.tls !== null && this.io !== null && process.env.DOORMAN_TLS !== 'node') {
+      try {
+        this.clientSsl = TlsContext.create(loaded.tls.cert, loaded.tls.key);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "OpenSSL refused the TLS certificate or key; TLS clients use Node's TLS");
+      }
+    }
+    old?.free();
   }
 
   /** Takes over an accepted client connection (a descriptor the main thread handed over). */
@@ -482,7 +502,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     this.config = next;
     this.general = { ...next.general, host: this.general.host, port: this.general.port };
     this.hba = loaded.hba;
-    this.clientTls = loaded.tls === null ? null : tls.createSecureContext(loaded.tls);
+    this.setClientTls(loaded);
     this.serverCa = loaded.serverCa;
     this.log.debug({ kept, replaced, added, removed }, 'shard reloaded');
   }

@@ -54,3 +54,17 @@ export function received(peer: net.Socket, total: number): Promise<Buffer> {
     }),
   );
 }
+
+/** Resolves with what `reader` is handed until `total` bytes; `onFirst` runs after the first chunk. */
+export function delivered(reader: SocketReader, total: number, onFirst?: () => void): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  return new Promise((resolve) => {
+    reader.onChunk = (buf, start, end) => {
+      parts.push(Buffer.from(buf.subarray(start, end)));
+      n += end - start;
+      if (parts.length === 1) onFirst?.();
+      if (n >= total) resolve(Buffer.concat(parts));
+    };
+  });
+}

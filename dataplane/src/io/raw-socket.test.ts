@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
-import { SocketReader } from '../session/socket-reader.js';
 import { EpollLoop } from './epoll-loop.js';
-import { loopbackPair, received, type LoopbackPair } from './loopback-pair.js';
+import { delivered, loopbackPair, received, type LoopbackPair } from './loopback-pair.js';
 import { RawSocket } from './raw-socket.js';
 
 /** Resolves when `socket` raises `event`. */
@@ -33,18 +32,6 @@ function digestOf(peer: net.Socket, total: number): Promise<string> {
   );
 }
 
-function collect(reader: SocketReader, until: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  return new Promise((resolve) => {
-    reader.onChunk = (buf, start, end) => {
-      parts.push(Buffer.from(buf.subarray(start, end)));
-      n += end - start;
-      if (n >= until) resolve(Buffer.concat(parts));
-    };
-  });
-}
-
 test('the loop starts on this platform (otherwise shards fall back to Node sockets)', () => {
   assert.notEqual(loop, null);
 });
@@ -52,7 +39,7 @@ test('the loop starts on this platform (otherwise shards fall back to Node socke
 test('bytes flow both ways; a slice is sent from its own offset', async () => {
   const { peer, raw, reader, close } = await pair();
   assert.equal(raw.remoteAddress, '127.0.0.1');
-  const got = collect(reader, 5);
+  const got = delivered(reader, 5);
   peer.write('hello');
   assert.equal((await got).toString(), 'hello');
   const back = once(peer, 'data');
@@ -213,7 +200,7 @@ test('a paused socket delivers nothing until resumed', async () => {
   peer.write('abc');
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(seen, 0);
-  const got = collect(reader, 3);
+  const got = delivered(reader, 3);
   raw.resume();
   assert.equal((await got).toString(), 'abc');
   close();

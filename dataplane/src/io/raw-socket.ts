@@ -3,6 +3,9 @@
  * (the one SocketReader's onread path copies into) and hands the chunk to the reader; writes with send(2) straight
  * from the caller's buffer, and queues only what the kernel did not take. It offers the part of
  * net.Socket's interface the sessions use, with the same events: 'end', 'error', 'close' and 'drain'.
+ *
+ * After startTls() the same socket carries a TLS session: OpenSSL reads and writes the descriptor
+ * (SSL_read into the slab, SSL_write from the caller's buffer), so a TLS client stays on the shard's loop.
  */
 import net from 'node:net';
 import type { ByteSocket } from '../session/byte-socket.js';
@@ -12,6 +15,16 @@ import type { EpollHandler, EpollLoop } from './epoll-loop.js';
 import { SocketEvents } from './socket-events.js';
 import type { RingSender } from './send-ring.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, addressOf, close, errno, recvAt, send, sendAt, setKeepAlive, setNoDelay, shutdownWrite } from './libc.js';
+import {
+  SSL_ERROR_SSL,
+  SSL_ERROR_SYSCALL,
+  SSL_ERROR_WANT_READ,
+  SSL_ERROR_WANT_WRITE,
+  SSL_ERROR_ZERO_RETURN,
+  TlsConnection,
+  takeError,
+  type TlsContext,
+} from './openssl.js';
 
 /** A read gets at least this much room in the slab; a large result streams through in reads this big or bigger. */
 const MIN_READ_ROOM = 16 * 1024;
@@ -50,6 +63,12 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
   private ringQueued = false;
   private ringStart = 0;
   private ringEnd = 0;
+  /** The TLS session on this connection, from startTls() on. */
+  private tls: TlsConnection | null = null;
+  /** The TLS handshake is under way, waiting for these epoll events. */
+  private handshakeWants = 0;
+  /** SSL_read needs the socket writable first (it has a protocol message of its own to send). */
+  private readWantsWrite = false;
 
   constructor(
     readonly fd: number,
@@ -64,7 +83,15 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
   }
 
   onEvents(events: number): void {
-    if ((events & EPOLLOUT) !== 0) this.flushQueue();
+    if (this.handshakeWants !== 0) return this.handshake();
+    if ((events & EPOLLOUT) !== 0) {
+      this.flushQueue();
+      if (this.readWantsWrite && !this.destroyed) {
+        this.readWantsWrite = false;
+        this.updateInterest();
+        if (this.reading) this.readOnce();
+      }
+    }
     if (this.destroyed) return;
     if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) === 0) return;
     if (this.reading) return this.readOnce();
@@ -95,6 +122,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
 
   private put(b: Buffer, start: number, end: number, transient: boolean): boolean {
     if (this.destroyed || !this.writable) return false;
+    if (this.tls !== null) return this.putTls(this.tls, b, start, end, transient);
     const length = end - start;
     let sent = 0;
     if (this.ringQueued) this.loop.flushSends();
@@ -150,9 +178,22 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     this.writable = false;
     this.readyState = 'readOnly';
     if (this.ringQueued) this.loop.flushSends();
-    if (this.queue.length === 0) shutdownWrite(this.fd);
+    if (this.queue.length === 0 && this.handshakeWants === 0) this.shutdownOutput();
     else this.ending = true;
     return this;
+  }
+
+  /**
+   * The server side of a TLS session from here on, the handshake first (the client was just told 'S').
+   * Throws when OpenSSL cannot make one; the socket is unchanged then.
+   */
+  startTls(context: TlsContext): void {
+    if (this.ringQueued) this.loop.flushSends();
+    if (this.queue.length > 0) throw new Error('plaintext still queued when TLS was to start');
+    this.tls = new TlsConnection(context, this.fd);
+    // The ClientHello is not here yet: the client waits for the answer just sent.
+    this.handshakeWants = EPOLLIN;
+    this.updateInterest();
   }
 
   destroy(err?: Error): this {
@@ -174,6 +215,12 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
   resume(): this {
     this.reading = true;
     this.updateInterest();
+    // Records OpenSSL already took off the socket make no epoll event of their own.
+    if (this.tls !== null && this.handshakeWants === 0 && this.tls.hasPending()) {
+      this.loop.defer(() => {
+        if (!this.destroyed && this.reading) this.readOnce();
+      });
+    }
     return this;
   }
 
@@ -194,6 +241,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
 
   /** The same connection as a Node socket (for TLS); this object lets go of it without a 'close'. */
   toNodeSocket(): net.Socket {
+    if (this.tls !== null) throw new Error('a TLS connection cannot move to a Node socket');
     const fd = dupDescriptor(this.fd);
     this.release();
     return new net.Socket({ fd, readable: true, writable: true });
@@ -207,12 +255,18 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     this.writable = false;
     this.readyState = 'closed';
     if (this.registered !== -1) this.loop.remove(this.fd);
+    if (this.tls !== null) {
+      this.tls.free();
+      this.tls = null;
+      this.handshakeWants = 0;
+    }
     close(this.fd);
     this.queue.length = 0;
     this.writableLength = 0;
   }
 
   private readOnce(): void {
+    if (this.tls !== null) return this.readTls(this.tls);
     const slab = slabFor(MIN_READ_ROOM);
     if (slab !== slabSeen) {
       slabSeen = slab;
@@ -242,17 +296,30 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
 
   private flushQueue(): void {
     const q = this.queue;
+    const tls = this.tls;
     while (q.length > 0) {
       const b = q[0];
-      const n = send(this.fd, b);
-      if (n < 0) {
-        const e = errno();
-        if (e === EAGAIN || e === EINTR) return;
-        return this.fail(e, 'write');
+      let n: number;
+      if (tls === null) {
+        n = send(this.fd, b);
+        if (n < 0) {
+          const e = errno();
+          if (e === EAGAIN || e === EINTR) return;
+          return this.fail(e, 'write');
+        }
+      } else {
+        n = tls.write(b, b.length);
+        if (n <= 0) {
+          const e = tls.errorOf(n);
+          if (e === SSL_ERROR_WANT_WRITE) return;
+          return this.tlsFailed(e, n, 'write');
+        }
       }
       this.writableLength -= n;
       if (n < b.length) {
         q[0] = b.subarray(n);
+        // SSL_write takes one record at a time: try again while the kernel takes them.
+        if (tls !== null) continue;
         return;
       }
       q.shift();
@@ -260,9 +327,111 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     this.updateInterest();
     if (this.ending) {
       this.ending = false;
-      shutdownWrite(this.fd);
+      this.shutdownOutput();
     }
     this.emit('drain');
+  }
+
+  private shutdownOutput(): void {
+    this.tls?.shutdown();
+    shutdownWrite(this.fd);
+  }
+
+  // ---- TLS ----
+
+  private handshake(): void {
+    const tls = this.tls!;
+    const r = tls.accept();
+    if (r === 1) {
+      this.handshakeWants = 0;
+      this.updateInterest();
+      if (this.queue.length > 0) this.flushQueue();
+      else if (this.ending) {
+        this.ending = false;
+        this.shutdownOutput();
+      }
+      // The startup packet may have come right behind the client's Finished, already read by OpenSSL.
+      if (!this.destroyed && this.reading && tls.hasPending()) this.readOnce();
+      return;
+    }
+    const e = tls.errorOf(r);
+    if (e === SSL_ERROR_WANT_READ || e === SSL_ERROR_WANT_WRITE) {
+      this.handshakeWants = e === SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT;
+      this.updateInterest();
+      return;
+    }
+    this.tlsFailed(e, r, 'handshake');
+  }
+
+  private readTls(tls: TlsConnection): void {
+    for (;;) {
+      const slab = slabFor(MIN_READ_ROOM);
+      if (slab !== slabSeen) {
+        slabSeen = slab;
+        slabAddress = addressOf(slab);
+      }
+      const at = slabOffset();
+      const n = tls.readAt(slabAddress + at, slab.length - at);
+      if (n > 0) {
+        takeSlab(n);
+        this.reader.onChunk(slab, at, at + n);
+        // SSL_read returns one record; more may wait inside OpenSSL, where epoll cannot see them.
+        if (this.destroyed || !this.reading || !tls.hasPending()) return;
+        continue;
+      }
+      const e = tls.errorOf(n);
+      if (e === SSL_ERROR_WANT_READ) return;
+      if (e === SSL_ERROR_WANT_WRITE) {
+        this.readWantsWrite = true;
+        this.updateInterest();
+        return;
+      }
+      if (e === SSL_ERROR_ZERO_RETURN || (e === SSL_ERROR_SYSCALL && n === 0)) {
+        // close_notify, or the peer closed without one: the end of the stream either way.
+        tls.clearErrors();
+        this.emit('end');
+        this.destroy();
+        return;
+      }
+      return this.tlsFailed(e, n, 'read');
+    }
+  }
+
+  private putTls(tls: TlsConnection, b: Buffer, start: number, end: number, transient: boolean): boolean {
+    let at = start;
+    if (this.handshakeWants === 0 && this.queue.length === 0) {
+      while (at < end) {
+        const n =
+          b === slabSeen
+            ? tls.writeAt(slabAddress + at, end - at)
+            : b === transientSeen
+              ? tls.writeAt(transientAddress + at, end - at)
+              : tls.write(at === 0 ? b : b.subarray(at, end), end - at);
+        if (n > 0) {
+          at += n;
+          continue;
+        }
+        const e = tls.errorOf(n);
+        if (e === SSL_ERROR_WANT_WRITE) break;
+        this.tlsFailed(e, n, 'write');
+        return false;
+      }
+      if (at === end) return true;
+    }
+    // What OpenSSL did not take starts with the record it could not finish: it must be written again first.
+    if (transient) this.enqueue(Buffer.from(b.subarray(at, end)));
+    else this.enqueue(at === 0 && end === b.length ? b : b.subarray(at, end));
+    return false;
+  }
+
+  private tlsFailed(e: number, result: number, op: string): void {
+    let reason: string;
+    if (e === SSL_ERROR_SSL) reason = takeError('protocol error');
+    else if (e === SSL_ERROR_SYSCALL) reason = result === 0 ? 'connection closed' : takeError(`errno ${errno()}`);
+    else reason = takeError(`SSL error ${e}`);
+    const err: NodeJS.ErrnoException = new Error(`TLS ${op}: ${reason}`);
+    err.code = 'ETLS';
+    this.destroy(err);
   }
 
   private fail(code: number, op: string): void {
@@ -271,7 +440,10 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
 
   private updateInterest(): void {
     if (this.destroyed) return;
-    const want = (this.reading ? EPOLLIN : 0) | (this.queue.length > 0 ? EPOLLOUT : 0);
+    const want =
+      this.handshakeWants !== 0
+        ? this.handshakeWants
+        : (this.reading ? EPOLLIN : 0) | (this.queue.length > 0 || this.readWantsWrite ? EPOLLOUT : 0);
     if (want === this.registered) return;
     if (this.registered === -1) this.loop.add(this.fd, this, want);
     else this.loop.modify(this.fd, want);

@@ -798,6 +798,13 @@ export class ClientConnection implements PoolClient {
     }
     this.socket.write(SSL_YES);
     let raw = this.socket;
+    const ssl = this.host.clientSsl;
+    if (raw instanceof RawSocket && ssl !== null) {
+      // OpenSSL on the shard's loop: reads stay on the reader path, decrypted.
+      raw.startTls(ssl);
+      this.tls = true;
+      return;
+    }
     raw.removeAllListeners('data');
     raw.removeAllListeners('drain');
     if (raw instanceof RawSocket) {

@@ -5,6 +5,7 @@ import type { AdminView } from '../admin/console.js';
 import type { HbaRule } from '../auth/hba.js';
 import type { Pool } from '../pool/pool.js';
 import type { EpollLoop } from '../io/epoll-loop.js';
+import type { TlsContext } from '../io/openssl.js';
 import type { ClientConnection } from './client.js';
 import type { ServerConnection } from './server.js';
 import type { ClientCredentials, UserCredentials } from './credentials.js';
@@ -18,6 +19,8 @@ export interface SessionHost {
   readonly log: Logger;
   /** TLS towards clients; null when no certificate is configured. */
   readonly clientTls: SecureContext | null;
+  /** The same through OpenSSL on the shard's loop; null: clients on a RawSocket move to Node's TLSSocket. */
+  readonly clientSsl: TlsContext | null;
   /** CA bundle for verify-ca / verify-full towards PostgreSQL. */
   readonly serverCa: Buffer | null;
   readonly hba: HbaRule[] | null;

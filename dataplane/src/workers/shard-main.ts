@@ -92,8 +92,8 @@ const bus: ShardBus = {
 
 const general = init.config.general;
 const log = createLogger((init.logLevel ?? general.logLevel) as LogLevel, init.logFormat ?? general.logFormat, { shard: init.index });
-// DOORMAN_SHARD_IO=node keeps every socket on Node's loop, and DOORMAN_IO_URING=off every send a send(2) of
-// its own (for comparison, or as a way out).
+// DOORMAN_SHARD_IO=node keeps every socket on Node's loop, DOORMAN_IO_URING=off every send a send(2) of its
+// own, and DOORMAN_TLS=node TLS clients on Node's TLSSocket (for comparison, or as a way out).
 const io =
   process.env.DOORMAN_SHARD_IO === 'node'
     ? null
@@ -154,5 +154,12 @@ port.on('message', (m: MainToShard) => {
   }
 });
 
-log.info({ io: io === null ? 'node' : 'epoll', sends: io === null ? 'node' : io.batchesSends ? 'io_uring' : 'send' }, 'shard started');
+log.info(
+  {
+    io: io === null ? 'node' : 'epoll',
+    sends: io === null ? 'node' : io.batchesSends ? 'io_uring' : 'send',
+    tls: shard.clientSsl !== null ? 'openssl' : shard.clientTls !== null ? 'node' : 'off',
+  },
+  'shard started',
+);
 send({ t: 'ready' });

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -114,8 +114,8 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
     };
   }
 
-  async function launch(general: DoormanConfig['general'], pools: DoormanConfig['pools']): Promise<DoormanProcess> {
-    const d = await startDoorman({ general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n', ...general }, pools });
+  async function launch(general: DoormanConfig['general'], pools: DoormanConfig['pools'], env?: Record<string, string>): Promise<DoormanProcess> {
+    const d = await startDoorman({ general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n', ...general }, pools }, env ? { env } : {});
     doormen.push(d);
     return d;
   }
@@ -138,6 +138,7 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
   describe('client side', () => {
     let allow: DoormanProcess | undefined;
     let require: DoormanProcess | undefined;
+    let nodeTls: DoormanProcess | undefined;
     let ca = '';
 
     function doormen2(): { allow: DoormanProcess; require: DoormanProcess } {
@@ -151,6 +152,7 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
       const tlsFiles = { tls_certificate: c.serverCert, tls_private_key: c.serverKey };
       allow = await launch({ ...tlsFiles, tls_mode: 'allow' }, { app: pool(server) });
       require = await launch({ ...tlsFiles, tls_mode: 'require' }, { app: pool(server) });
+      nodeTls = await launch({ ...tlsFiles, tls_mode: 'allow' }, { app: pool(server) }, { DOORMAN_TLS: 'node' });
     });
 
     test('tls_mode allow: TLS without verification, TLS verified with the test CA, and plaintext all work', async () => {
@@ -203,6 +205,42 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
         assert.deepEqual((await client.query('select 1 as v')).rows, [{ v: 1 }]);
       } finally {
         await client.end();
+      }
+    });
+
+    test('the shards run client TLS through OpenSSL, or Node\'s TLS with DOORMAN_TLS=node', () => {
+      assert.ok(allow && nodeTls, 'doorman did not start');
+      const modes = (d: DoormanProcess): unknown[] => d.jsonLogs().filter((l) => l.msg === 'shard started').map((l) => l.tls);
+      assert.ok(modes(allow).length > 0);
+      assert.deepEqual(new Set(modes(allow)), new Set(['openssl']));
+      assert.deepEqual(new Set(modes(nodeTls)), new Set(['node']));
+    });
+
+    test('megabytes cross TLS intact both ways: a large result, and COPY FROM STDIN through psql', async () => {
+      assert.ok(allow && nodeTls, 'doorman did not start');
+      const file = path.join(clusters().certs.dir, 'copy.tsv');
+      const lines: string[] = [];
+      for (let i = 0; i < 60_000; i++) lines.push(`${i}\t${randomBytes(24).toString('hex')}`);
+      const text = `${lines.join('\n')}\n`;
+      await writeFile(file, text);
+      const expected = createHash('md5').update(text).digest('hex');
+      for (const d of [allow, nodeTls]) {
+        const client = await connect({ connectionString: d.connectionString(SCRAM_USER.user, SCRAM_USER.password), ssl: { ca } });
+        try {
+          assert.equal(encrypted(client), true);
+          const big = await client.query<{ s: string; m: string }>("select repeat(md5('x'), 200000) as s, md5(repeat(md5('x'), 200000)) as m");
+          assert.equal(big.rows[0].s.length, 6_400_000);
+          assert.equal(createHash('md5').update(big.rows[0].s).digest('hex'), big.rows[0].m);
+          await client.query('drop table if exists tls_copy; create table tls_copy (i int primary key, v text)');
+          const copied = await psql({ ...d.target(SCRAM_USER), sslmode: 'require' }, ['-v', 'ON_ERROR_STOP=1', '-c', `\\copy tls_copy from '${file}'`]);
+          assert.equal(copied.code, 0, copied.stderr);
+          const r = await client.query<{ n: number; m: string }>(
+            "select count(*)::int as n, md5(string_agg(i || E'\\t' || v || E'\\n', '' order by i)) as m from tls_copy",
+          );
+          assert.deepEqual(r.rows[0], { n: 60_000, m: expected });
+        } finally {
+          await client.end();
+        }
       }
     });
   });
