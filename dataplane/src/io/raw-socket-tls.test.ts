@@ -1,6 +1,9 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type net from 'node:net';
@@ -29,6 +32,26 @@ function selfSigned(): { cert: Buffer; key: Buffer } {
   const key = /-----BEGIN PRIVATE KEY-----[^]*?-----END PRIVATE KEY-----\n/.exec(pem)![0];
   const cert = /-----BEGIN CERTIFICATE-----[^]*?-----END CERTIFICATE-----\n/.exec(pem)![0];
   return { cert: Buffer.from(cert), key: Buffer.from(key) };
+}
+
+/** A root CA, an intermediate CA it signed, and a leaf for localhost the intermediate signed. */
+function chainOfTrust(): { root: Buffer; leaf: Buffer; intermediate: Buffer; key: Buffer } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'doorman-chain-'));
+  const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  try {
+    writeFileSync(path.join(dir, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
+    writeFileSync(path.join(dir, 'leaf.ext'), 'subjectAltName=DNS:localhost\n');
+    ssl('req', '-x509', ...ec, '-days', '1', '-subj', '/CN=root', '-keyout', 'root.key', '-out', 'root.crt', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+    ssl('req', '-new', ...ec, '-subj', '/CN=intermediate', '-keyout', 'inter.key', '-out', 'inter.csr');
+    ssl('x509', '-req', '-in', 'inter.csr', '-CA', 'root.crt', '-CAkey', 'root.key', '-set_serial', '2', '-days', '1', '-extfile', 'ca.ext', '-out', 'inter.crt');
+    ssl('req', '-new', ...ec, '-subj', '/CN=localhost', '-keyout', 'leaf.key', '-out', 'leaf.csr');
+    ssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'inter.crt', '-CAkey', 'inter.key', '-set_serial', '3', '-days', '1', '-extfile', 'leaf.ext', '-out', 'leaf.crt');
+    const read = (f: string): Buffer => readFileSync(path.join(dir, f));
+    return { root: read('root.crt'), leaf: read('leaf.crt'), intermediate: read('inter.crt'), key: read('leaf.key') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 let pem: { cert: Buffer; key: Buffer };
@@ -87,6 +110,28 @@ test('OpenSSL takes a certificate with its key and names what it refuses', () =>
   assert.throws(() => TlsContext.create(pem.cert, other.key), /tls_private_key/);
   assert.throws(() => TlsContext.create(Buffer.from('not a certificate'), pem.key), /tls_certificate/);
   assert.throws(() => TlsContext.create(pem.cert, Buffer.from('not a key')), /tls_private_key/);
+});
+
+test('the certificate file may carry its chain: a client trusting only the root accepts the leaf', BOUNDED, async () => {
+  const chain = chainOfTrust();
+  const outcomes: string[] = [];
+  // The leaf alone is the control: without the intermediate the same client must refuse it.
+  for (const cert of [Buffer.concat([chain.leaf, chain.intermediate]), chain.leaf]) {
+    const ctx = TlsContext.create(cert, chain.key)!;
+    const { peer, raw, close } = await loopbackPair(loop!);
+    raw.startTls(ctx);
+    const client = tls.connect({ socket: peer, ca: chain.root, servername: 'localhost' });
+    outcomes.push(
+      await new Promise<string>((resolve) => {
+        client.once('secureConnect', () => resolve('trusted'));
+        client.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      }),
+    );
+    client.destroy();
+    close();
+    ctx.free();
+  }
+  assert.deepEqual(outcomes, ['trusted', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE']);
 });
 
 test('after the handshake, plaintext flows both ways (TLS 1.3 and 1.2)', BOUNDED, async () => {
