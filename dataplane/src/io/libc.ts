@@ -30,7 +30,8 @@ const TCP_KEEPIDLE = 4;
 const SOL_SOCKET = 1;
 const SO_KEEPALIVE = 9;
 
-type Fn<A extends unknown[], R> = (...args: A) => R;
+/** A C function as koffi binds it. */
+export type Fn<A extends unknown[], R> = (...args: A) => R;
 
 const epollCreate1 = libc.func('int epoll_create1(int)') as Fn<[number], number>;
 export const epollCtl = libc.func('int epoll_ctl(int, int, int, void *)') as Fn<[number, number, number, Buffer], number>;

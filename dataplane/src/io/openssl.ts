@@ -9,6 +9,7 @@
  */
 import koffi from 'koffi';
 import { DEFAULT_CIPHERS } from 'node:tls';
+import type { Fn } from './libc.js';
 
 export const SSL_ERROR_SSL = 1;
 export const SSL_ERROR_WANT_READ = 2;
@@ -29,8 +30,6 @@ const SSL_OP_NO_TICKET = 1n << 14n;
 const SSL_OP_NO_COMPRESSION = 1n << 17n;
 const SSL_OP_NO_RENEGOTIATION = 1n << 30n;
 const OPENSSL_3 = 0x30000000;
-
-type Fn<A extends unknown[], R> = (...args: A) => R;
 
 interface Library {
   serverMethod: Fn<[], number>;
