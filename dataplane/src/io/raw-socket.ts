@@ -38,6 +38,16 @@ let slabAddress = 0;
 let transientSeen: Buffer | null = null;
 let transientAddress = 0;
 
+/** The slab a read lands in, with room for MIN_READ_ROOM; slabAddress is its address. */
+function readSlab(): Buffer {
+  const slab = slabFor(MIN_READ_ROOM);
+  if (slab !== slabSeen) {
+    slabSeen = slab;
+    slabAddress = addressOf(slab);
+  }
+  return slab;
+}
+
 const ERRNO_NAMES: Record<number, string> = { 32: 'EPIPE', 104: 'ECONNRESET', 110: 'ETIMEDOUT', 113: 'EHOSTUNREACH' };
 
 function socketError(code: number, op: string): NodeJS.ErrnoException {
@@ -150,8 +160,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
         sent = n;
       }
     }
-    if (transient) this.enqueue(Buffer.from(b.subarray(start + sent, end)));
-    else this.enqueue(start + sent === 0 && end === b.length ? b : b.subarray(start + sent, end));
+    this.keepUnsent(b, start + sent, end, transient);
     return false;
   }
 
@@ -267,11 +276,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
 
   private readOnce(): void {
     if (this.tls !== null) return this.readTls(this.tls);
-    const slab = slabFor(MIN_READ_ROOM);
-    if (slab !== slabSeen) {
-      slabSeen = slab;
-      slabAddress = addressOf(slab);
-    }
+    const slab = readSlab();
     const at = slabOffset();
     const n = recvAt(this.fd, slabAddress + at, slab.length - at);
     if (n > 0) {
@@ -286,6 +291,12 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     }
     const e = errno();
     if (e !== EAGAIN && e !== EINTR) this.fail(e, 'read');
+  }
+
+  /** Queues buf[from, end) for EPOLLOUT: a copy when the caller reuses `buf` at once. */
+  private keepUnsent(b: Buffer, from: number, end: number, transient: boolean): void {
+    if (transient) this.enqueue(Buffer.from(b.subarray(from, end)));
+    else this.enqueue(from === 0 && end === b.length ? b : b.subarray(from, end));
   }
 
   private enqueue(b: Buffer): void {
@@ -365,11 +376,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
 
   private readTls(tls: TlsConnection): void {
     for (;;) {
-      const slab = slabFor(MIN_READ_ROOM);
-      if (slab !== slabSeen) {
-        slabSeen = slab;
-        slabAddress = addressOf(slab);
-      }
+      const slab = readSlab();
       const at = slabOffset();
       const n = tls.readAt(slabAddress + at, slab.length - at);
       if (n > 0) {
@@ -419,8 +426,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
       if (at === end) return true;
     }
     // What OpenSSL did not take starts with the record it could not finish: it must be written again first.
-    if (transient) this.enqueue(Buffer.from(b.subarray(at, end)));
-    else this.enqueue(at === 0 && end === b.length ? b : b.subarray(at, end));
+    this.keepUnsent(b, at, end, transient);
     return false;
   }
 
