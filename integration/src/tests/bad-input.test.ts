@@ -245,6 +245,13 @@ describe('bad input', { timeout: SUITE_TIMEOUT_MS }, () => {
       const sql = 'select pg_sleep(30)';
       victim.send(fe.query(sql));
       const [pid] = await eventually(() => backendsRunning(sql), (pids) => pids.length === 1, 5_000, 'the victim query');
+      // Terminated only once it sleeps: earlier, PostgreSQL may not have built the RowDescription yet.
+      await eventually(
+        async () => (await su.query<{ w: string | null }>('select wait_event as w from pg_stat_activity where pid = $1', [pid])).rows[0]?.w ?? null,
+        (w) => w === 'PgSleep',
+        5_000,
+        'wait_event of the victim backend',
+      );
       await su.query('select pg_terminate_backend($1)', [pid]);
       const msgs = await victim.rest(5_000);
       assert.equal(victim.ended, true);
