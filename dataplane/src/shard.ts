@@ -79,6 +79,8 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
   clientTls: tls.SecureContext | null = null;
   clientSsl: TlsContext | null = null;
   serverCa: Buffer | null;
+  /** OpenSSL contexts towards PostgreSQL, [encrypt only, verify], made on first use; null: Node's TLS. */
+  private readonly serverContexts: (TlsContext | null | undefined)[] = [undefined, undefined];
   shuttingDown = false;
   readonly clients = new Set<ClientConnection>();
   /**
@@ -140,6 +142,31 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
       }
     }
     old?.free();
+  }
+
+  serverSsl(verify: boolean): TlsContext | null {
+    const i = verify ? 1 : 0;
+    let ctx = this.serverContexts[i];
+    if (ctx !== undefined) return ctx;
+    ctx = null;
+    if (this.io !== null && process.env.DOORMAN_TLS !== 'node') {
+      try {
+        ctx = TlsContext.createForServers(verify, this.serverCa);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, "OpenSSL refused server_tls_ca_cert; connections to PostgreSQL use Node's TLS");
+      }
+    }
+    this.serverContexts[i] = ctx;
+    return ctx;
+  }
+
+  /** Connections keep the context they started with; new ones get a context with the new CA. */
+  private setServerCa(ca: Buffer | null): void {
+    this.serverCa = ca;
+    for (let i = 0; i < this.serverContexts.length; i++) {
+      this.serverContexts[i]?.free();
+      this.serverContexts[i] = undefined;
+    }
   }
 
   /** Takes over an accepted client connection (a descriptor the main thread handed over). */
@@ -503,7 +530,7 @@ export class Shard implements SessionHost, PoolHost, SnapshotSource {
     this.general = { ...next.general, host: this.general.host, port: this.general.port };
     this.hba = loaded.hba;
     this.setClientTls(loaded);
-    this.serverCa = loaded.serverCa;
+    this.setServerCa(loaded.serverCa);
     this.log.debug({ kept, replaced, added, removed }, 'shard reloaded');
   }
 

@@ -1,14 +1,15 @@
 /**
- * The OpenSSL calls a shard makes for its TLS clients, through koffi, into the OpenSSL that Node itself is
- * built with (Node exports its symbols for addons). A TLS client on Node's TLSSocket cost 36 µs of CPU per
- * transaction at pgbench -c 100 against PgBouncer's 26: the stream machinery around each record, not the
- * cipher. Driving the library the way PgBouncer does (SSL_read and SSL_write on the socket itself) keeps
- * TLS clients on the shard's own epoll loop.
+ * The OpenSSL calls a shard makes for its TLS connections, to clients and to PostgreSQL, through koffi, into
+ * the OpenSSL that Node itself is built with (Node exports its symbols for addons). A TLS client on Node's
+ * TLSSocket cost 36 µs of CPU per transaction at pgbench -c 100 against PgBouncer's 26: the stream
+ * machinery around each record, not the cipher. Driving the library the way PgBouncer does (SSL_read and
+ * SSL_write on the socket itself) keeps TLS connections on the shard's own epoll loop.
  *
  * Pointers cross as plain numbers (intptr_t): user-space addresses fit in a double exactly.
  */
 import koffi from 'koffi';
-import { DEFAULT_CIPHERS } from 'node:tls';
+import { DEFAULT_CIPHERS, rootCertificates } from 'node:tls';
+import { isIP } from 'node:net';
 import type { Fn } from './libc.js';
 
 export const SSL_ERROR_SSL = 1;
@@ -21,6 +22,11 @@ const SSL_CTRL_MODE = 33;
 const SSL_CTRL_SET_READ_AHEAD = 41;
 const SSL_CTRL_CHAIN_CERT = 89;
 const SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
+const SSL_CTRL_SET_TLSEXT_HOSTNAME = 55;
+const TLSEXT_NAMETYPE_HOST_NAME = 0;
+const SSL_VERIFY_NONE = 0;
+const SSL_VERIFY_PEER = 1;
+const X509_V_OK = 0;
 const SSL_MODE_ENABLE_PARTIAL_WRITE = 0x1;
 const SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER = 0x2;
 const SSL_MODE_RELEASE_BUFFERS = 0x10;
@@ -33,6 +39,7 @@ const OPENSSL_3 = 0x30000000;
 
 interface Library {
   serverMethod: Fn<[], number>;
+  clientMethod: Fn<[], number>;
   ctxNew: Fn<[number], number>;
   ctxFree: Fn<[number], void>;
   ctxCtrl: Fn<[number, number, number, number], number>;
@@ -43,6 +50,9 @@ interface Library {
   ctxUseCertificate: Fn<[number, number], number>;
   ctxUsePrivateKey: Fn<[number, number], number>;
   ctxCheckPrivateKey: Fn<[number], number>;
+  ctxSetVerify: Fn<[number, number, null], void>;
+  ctxGetCertStore: Fn<[number], number>;
+  storeAddCert: Fn<[number, number], number>;
   bioNewMemBuf: Fn<[Buffer, number], number>;
   bioFree: Fn<[number], number>;
   pemReadX509: Fn<[number, null, null, null], number>;
@@ -53,6 +63,13 @@ interface Library {
   sslFree: Fn<[number], void>;
   sslSetFd: Fn<[number, number], number>;
   sslAccept: Fn<[number], number>;
+  sslConnect: Fn<[number], number>;
+  sslCtrlString: Fn<[number, number, number, string], number>;
+  sslSet1Host: Fn<[number, string], number>;
+  sslGet0Param: Fn<[number], number>;
+  paramSet1IpAsc: Fn<[number, string], number>;
+  sslGetVerifyResult: Fn<[number], number>;
+  verifyErrorString: Fn<[number], string>;
   sslReadAt: Fn<[number, number, number], number>;
   sslWriteAt: Fn<[number, number, number], number>;
   sslWrite: Fn<[number, Buffer, number], number>;
@@ -71,6 +88,7 @@ function bind(): Library | null {
     if (version() < OPENSSL_3) return null;
     return {
       serverMethod: self.func('intptr_t TLS_server_method()'),
+      clientMethod: self.func('intptr_t TLS_client_method()'),
       ctxNew: self.func('intptr_t SSL_CTX_new(intptr_t)'),
       ctxFree: self.func('void SSL_CTX_free(intptr_t)'),
       ctxCtrl: self.func('long SSL_CTX_ctrl(intptr_t, int, long, intptr_t)'),
@@ -81,6 +99,9 @@ function bind(): Library | null {
       ctxUseCertificate: self.func('int SSL_CTX_use_certificate(intptr_t, intptr_t)'),
       ctxUsePrivateKey: self.func('int SSL_CTX_use_PrivateKey(intptr_t, intptr_t)'),
       ctxCheckPrivateKey: self.func('int SSL_CTX_check_private_key(intptr_t)'),
+      ctxSetVerify: self.func('void SSL_CTX_set_verify(intptr_t, int, void *)'),
+      ctxGetCertStore: self.func('intptr_t SSL_CTX_get_cert_store(intptr_t)'),
+      storeAddCert: self.func('int X509_STORE_add_cert(intptr_t, intptr_t)'),
       bioNewMemBuf: self.func('intptr_t BIO_new_mem_buf(const void *, int)'),
       bioFree: self.func('int BIO_free(intptr_t)'),
       pemReadX509: self.func('intptr_t PEM_read_bio_X509(intptr_t, void *, void *, void *)'),
@@ -91,6 +112,13 @@ function bind(): Library | null {
       sslFree: self.func('void SSL_free(intptr_t)'),
       sslSetFd: self.func('int SSL_set_fd(intptr_t, int)'),
       sslAccept: self.func('int SSL_accept(intptr_t)'),
+      sslConnect: self.func('int SSL_connect(intptr_t)'),
+      sslCtrlString: self.func('long SSL_ctrl(intptr_t, int, long, const char *)'),
+      sslSet1Host: self.func('int SSL_set1_host(intptr_t, const char *)'),
+      sslGet0Param: self.func('intptr_t SSL_get0_param(intptr_t)'),
+      paramSet1IpAsc: self.func('int X509_VERIFY_PARAM_set1_ip_asc(intptr_t, const char *)'),
+      sslGetVerifyResult: self.func('long SSL_get_verify_result(intptr_t)'),
+      verifyErrorString: self.func('const char *X509_verify_cert_error_string(long)'),
       sslReadAt: self.func('int SSL_read(intptr_t, intptr_t, int)'),
       sslWriteAt: self.func('int SSL_write(intptr_t, intptr_t, int)'),
       sslWrite: self.func('int SSL_write(intptr_t, const void *, int)'),
@@ -108,7 +136,7 @@ function bind(): Library | null {
 
 let lib: Library | null | undefined;
 
-/** The bindings, or null where Node's OpenSSL cannot be reached (then TLS clients stay on Node's TLSSocket). */
+/** The bindings, or null where Node's OpenSSL cannot be reached (then TLS stays on Node's TLSSocket). */
 function library(): Library | null {
   if (lib === undefined) lib = bind();
   return lib;
@@ -132,19 +160,44 @@ export function takeError(fallback: string): string {
 }
 
 /**
- * A server-side SSL_CTX with the configured certificate chain and key, set up as Node's default secure
- * context is: TLS 1.2 and later, Node's default cipher list. No session tickets: PostgreSQL clients do
- * not resume sessions, and each ticket is a record written at every login.
+ * An SSL_CTX set up as Node's default secure context is: TLS 1.2 and later, Node's default cipher list.
+ * No session tickets: PostgreSQL clients do not resume sessions, and each ticket is a record written at
+ * every login.
  */
 export class TlsContext {
-  private constructor(readonly pointer: number) {}
+  private constructor(
+    readonly pointer: number,
+    /** Connections made from it start the handshake (towards PostgreSQL). */
+    readonly client: boolean,
+    /** The peer's certificate must verify. */
+    readonly verifies: boolean,
+  ) {}
 
-  /** null where OpenSSL cannot be reached; throws for a certificate or key OpenSSL refuses. */
+  /** For TLS clients: null where OpenSSL cannot be reached; throws for a certificate or key OpenSSL refuses. */
   static create(certPem: Buffer, keyPem: Buffer): TlsContext | null {
+    return TlsContext.make(false, false, (l, ctx) => {
+      useCertificateChain(l, ctx, certPem);
+      usePrivateKey(l, ctx, keyPem);
+    });
+  }
+
+  /**
+   * For connections to PostgreSQL. `verify`: the server's chain must lead to `caPem` (to Node's bundled
+   * root certificates without one), as Node's `rejectUnauthorized` does; the name is checked per connection.
+   * null where OpenSSL cannot be reached; throws for a CA file OpenSSL refuses.
+   */
+  static createForServers(verify: boolean, caPem: Buffer | null): TlsContext | null {
+    return TlsContext.make(true, verify, (l, ctx) => {
+      l.ctxSetVerify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, null);
+      if (verify) trust(l, ctx, caPem ?? Buffer.from(rootCertificates.join('\n')));
+    });
+  }
+
+  private static make(client: boolean, verifies: boolean, configure: (l: Library, ctx: number) => void): TlsContext | null {
     const l = library();
     if (l === null) return null;
     l.errClear();
-    const ctx = l.ctxNew(l.serverMethod());
+    const ctx = l.ctxNew(client ? l.clientMethod() : l.serverMethod());
     if (ctx === 0) throw new Error(`SSL_CTX_new: ${takeError('failed')}`);
     try {
       const suites = DEFAULT_CIPHERS.split(':');
@@ -160,9 +213,8 @@ export class TlsContext {
       l.ctxCtrl(ctx, SSL_CTRL_MODE, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS, 0);
       // Reads take whatever the socket holds, not a record header and then its body: one recv per event.
       l.ctxCtrl(ctx, SSL_CTRL_SET_READ_AHEAD, 1, 0);
-      useCertificateChain(l, ctx, certPem);
-      usePrivateKey(l, ctx, keyPem);
-      return new TlsContext(ctx);
+      configure(l, ctx);
+      return new TlsContext(ctx, client, verifies);
     } catch (err) {
       l.ctxFree(ctx);
       throw err;
@@ -205,6 +257,24 @@ function useCertificateChain(l: Library, ctx: number, pem: Buffer): void {
   });
 }
 
+/** Every certificate in `pem` becomes a trust anchor of the context. */
+function trust(l: Library, ctx: number, pem: Buffer): void {
+  const store = l.ctxGetCertStore(ctx);
+  let added = 0;
+  withBio(l, pem, (bio) => {
+    for (;;) {
+      const cert = l.pemReadX509(bio, null, null, null);
+      if (cert === 0) break;
+      const ok = l.storeAddCert(store, cert);
+      l.x509Free(cert);
+      if (ok !== 1) throw new Error(`server_tls_ca_cert: ${takeError('refused')}`);
+      added++;
+    }
+  });
+  if (added === 0) throw new Error(`server_tls_ca_cert: ${takeError('no certificate')}`);
+  l.errClear();
+}
+
 function usePrivateKey(l: Library, ctx: number, pem: Buffer): void {
   withBio(l, pem, (bio) => {
     const key = l.pemReadPrivateKey(bio, null, null, null);
@@ -215,25 +285,60 @@ function usePrivateKey(l: Library, ctx: number, pem: Buffer): void {
   });
 }
 
-/** One server-side TLS connection on a descriptor the caller owns (SSL_free leaves it open). */
+/**
+ * Whom a connection to a server expects: `serverName` goes out as SNI (a host name, never an address);
+ * `checkName`, a host name or an IP address, must match the certificate (verify-full).
+ */
+export interface TlsPeer {
+  serverName: string | null;
+  checkName: string | null;
+}
+
+/** One TLS connection on a descriptor the caller owns (SSL_free leaves it open). */
 export class TlsConnection {
   private readonly l: Library;
   readonly ssl: number;
+  readonly client: boolean;
+  readonly verifies: boolean;
+  /** The name the certificate must match, if any. */
+  readonly checkName: string | null;
 
-  constructor(context: TlsContext, fd: number) {
-    this.l = library()!;
-    const ssl = this.l.sslNew(context.pointer);
+  constructor(context: TlsContext, fd: number, peer: TlsPeer | null = null) {
+    const l = library()!;
+    this.l = l;
+    this.client = context.client;
+    this.verifies = context.verifies;
+    const ssl = l.sslNew(context.pointer);
     if (ssl === 0) throw new Error(`SSL_new: ${takeError('failed')}`);
-    if (this.l.sslSetFd(ssl, fd) !== 1) {
-      this.l.sslFree(ssl);
-      throw new Error(`SSL_set_fd: ${takeError('failed')}`);
-    }
     this.ssl = ssl;
+    try {
+      if (l.sslSetFd(ssl, fd) !== 1) throw new Error(`SSL_set_fd: ${takeError('failed')}`);
+      if (peer?.serverName != null && l.sslCtrlString(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_HOST_NAME, peer.serverName) !== 1) {
+        throw new Error(`server name ${peer.serverName}: ${takeError('refused')}`);
+      }
+      const name = peer?.checkName ?? null;
+      this.checkName = name;
+      if (name !== null) {
+        const ok = isIP(name) !== 0 ? l.paramSet1IpAsc(l.sslGet0Param(ssl), name) : l.sslSet1Host(ssl, name);
+        if (ok !== 1) throw new Error(`name to verify ${name}: ${takeError('refused')}`);
+      }
+    } catch (err) {
+      l.sslFree(ssl);
+      throw err;
+    }
   }
 
-  /** 1 when the handshake is done; otherwise see errorOf(). */
-  accept(): number {
-    return this.l.sslAccept(this.ssl);
+  /** Moves the handshake on: 1 when it is done; otherwise see errorOf(). */
+  handshake(): number {
+    return this.client ? this.l.sslConnect(this.ssl) : this.l.sslAccept(this.ssl);
+  }
+
+  /** Why the peer's certificate was refused (OpenSSL's words, and the name checked), or null if it was not. */
+  verifyError(): string | null {
+    const result = this.l.sslGetVerifyResult(this.ssl);
+    if (result === X509_V_OK) return null;
+    const why = this.l.verifyErrorString(result);
+    return this.checkName === null ? why : `${why} (verifying ${this.checkName})`;
   }
 
   /** Plaintext into memory at `address`: bytes read, or <= 0 (see errorOf()). */

@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import type { SocketReader } from '../session/socket-reader.js';
 import { EpollLoop } from './epoll-loop.js';
 import { delivered, loopbackPair, received } from './loopback-pair.js';
-import { TlsContext } from './openssl.js';
+import { TlsContext, type TlsPeer } from './openssl.js';
 import type { RawSocket } from './raw-socket.js';
 
 /** A lost wake-up shows as a failed test, not a hung run. */
@@ -233,4 +233,80 @@ test('a client that sends no ClientHello fails the handshake with an error, not 
   await closed;
   assert.equal(raw.destroyed, true);
   close();
+});
+
+/** The RawSocket as the client (towards PostgreSQL), a Node TLS server on the other end with `cert` and `key`. */
+async function serverPair(ctx: TlsContext, peerOptions: TlsPeer, cert = pem.cert, key = pem.key): Promise<{ server: tls.TLSSocket; raw: RawSocket; reader: SocketReader; close: () => void }> {
+  const { peer, raw, reader, close } = await loopbackPair(loop!);
+  const server = new tls.TLSSocket(peer, { isServer: true, secureContext: tls.createSecureContext({ cert, key }) });
+  raw.startTls(ctx, peerOptions);
+  return {
+    server,
+    raw,
+    reader,
+    close: () => {
+      server.destroy();
+      close();
+    },
+  };
+}
+
+test('towards a server: written before the handshake ends, plaintext flows both ways, SNI carries the name', BOUNDED, async () => {
+  const ctx = TlsContext.createForServers(true, pem.cert)!;
+  try {
+    const p = await serverPair(ctx, { serverName: 'localhost', checkName: 'localhost' });
+    const big = randomBytes(4 * 1024 * 1024);
+    // A startup packet goes out before the handshake is done, and must arrive after it.
+    assert.equal(p.raw.write(big), false);
+    const got = received(p.server as unknown as net.Socket, big.length);
+    await once(p.server, 'secure');
+    assert.equal((p.server as unknown as { servername: string }).servername, 'localhost');
+    assert.equal(sha256(await got), sha256(big));
+    const back = delivered(p.reader, big.length);
+    p.server.write(big);
+    assert.equal(sha256(await back), sha256(big));
+    p.close();
+  } finally {
+    ctx.free();
+  }
+});
+
+test('towards a server: a certificate that does not verify fails the handshake with the reason, as CERT_VERIFY_FAILED', BOUNDED, async () => {
+  const strict = TlsContext.createForServers(true, pem.cert)!;
+  const lax = TlsContext.createForServers(false, null)!;
+  const other = selfSigned();
+  try {
+    const cases: [TlsContext, TlsPeer, Buffer, Buffer, RegExp | null][] = [
+      [strict, { serverName: null, checkName: null }, other.cert, other.key, /^TLS handshake: certificate verify failed: self-signed certificate$/],
+      [strict, { serverName: null, checkName: 'db.example' }, pem.cert, pem.key, /^TLS handshake: certificate verify failed: hostname mismatch \(verifying db\.example\)$/],
+      [strict, { serverName: null, checkName: '127.0.0.1' }, pem.cert, pem.key, /^TLS handshake: certificate verify failed: IP address mismatch \(verifying 127\.0\.0\.1\)$/],
+      // The controls: the chain alone (verify-ca), and no verification at all (require).
+      [strict, { serverName: null, checkName: null }, pem.cert, pem.key, null],
+      [lax, { serverName: null, checkName: '127.0.0.1' }, other.cert, other.key, null],
+    ];
+    for (const [ctx, peer, cert, key, refused] of cases) {
+      const p = await serverPair(ctx, peer, cert, key);
+      p.server.on('error', () => undefined);
+      if (refused === null) {
+        const got = delivered(p.reader, 2);
+        p.server.write('ok');
+        assert.equal((await got).toString(), 'ok');
+      } else {
+        const err = (await raised(p.raw, 'error'))[0] as NodeJS.ErrnoException;
+        assert.equal(err.code, 'CERT_VERIFY_FAILED');
+        assert.match(err.message, refused);
+      }
+      p.close();
+    }
+  } finally {
+    strict.free();
+    lax.free();
+  }
+});
+
+test('towards a server: Node\'s root certificates are the trust anchors without a CA file', () => {
+  const ctx = TlsContext.createForServers(true, null);
+  assert.ok(ctx);
+  ctx.free();
+  assert.throws(() => TlsContext.createForServers(true, Buffer.from('not a certificate')), /server_tls_ca_cert/);
 });

@@ -5,7 +5,8 @@
  * net.Socket's interface the sessions use, with the same events: 'end', 'error', 'close' and 'drain'.
  *
  * After startTls() the same socket carries a TLS session: OpenSSL reads and writes the descriptor
- * (SSL_read into the slab, SSL_write from the caller's buffer), so a TLS client stays on the shard's loop.
+ * (SSL_read into the slab, SSL_write from the caller's buffer), so TLS connections, to clients and to
+ * PostgreSQL, stay on the shard's loop.
  */
 import net from 'node:net';
 import type { ByteSocket } from '../session/byte-socket.js';
@@ -24,6 +25,7 @@ import {
   TlsConnection,
   takeError,
   type TlsContext,
+  type TlsPeer,
 } from './openssl.js';
 
 /** A read gets at least this much room in the slab; a large result streams through in reads this big or bigger. */
@@ -193,13 +195,15 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
   }
 
   /**
-   * The server side of a TLS session from here on, the handshake first (the client was just told 'S').
-   * Throws when OpenSSL cannot make one; the socket is unchanged then.
+   * A TLS session from here on, the handshake first: the server side (the client was just told 'S'), or
+   * with a context for servers the client side, towards `peer`. Writes made before the handshake is done
+   * go out after it. Throws when OpenSSL cannot make one; the socket is unchanged then.
    */
-  startTls(context: TlsContext): void {
+  startTls(context: TlsContext, peer: TlsPeer | null = null): void {
     if (this.ringQueued) this.loop.flushSends();
     if (this.queue.length > 0) throw new Error('plaintext still queued when TLS was to start');
-    this.tls = new TlsConnection(context, this.fd);
+    this.tls = new TlsConnection(context, this.fd, peer);
+    if (context.client) return this.handshake();
     // The ClientHello is not here yet: the client waits for the answer just sent.
     this.handshakeWants = EPOLLIN;
     this.updateInterest();
@@ -352,7 +356,7 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
 
   private handshake(): void {
     const tls = this.tls!;
-    const r = tls.accept();
+    const r = tls.handshake();
     if (r === 1) {
       this.handshakeWants = 0;
       this.updateInterest();
@@ -431,12 +435,14 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
   }
 
   private tlsFailed(e: number, result: number, op: string): void {
+    const refused = op === 'handshake' && this.tls!.verifies ? this.tls!.verifyError() : null;
     let reason: string;
     if (e === SSL_ERROR_SSL) reason = takeError('protocol error');
     else if (e === SSL_ERROR_SYSCALL) reason = result === 0 ? 'connection closed' : takeError(`errno ${errno()}`);
     else reason = takeError(`SSL error ${e}`);
-    const err: NodeJS.ErrnoException = new Error(`TLS ${op}: ${reason}`);
-    err.code = 'ETLS';
+    const err: NodeJS.ErrnoException = new Error(refused === null ? `TLS ${op}: ${reason}` : `TLS handshake: certificate verify failed: ${refused}`);
+    // A certificate that does not verify is not a broken connection: every retry would meet it again.
+    err.code = refused === null ? 'ETLS' : 'CERT_VERIFY_FAILED';
     this.destroy(err);
   }
 

@@ -23,6 +23,8 @@ export interface SessionHost {
   readonly clientSsl: TlsContext | null;
   /** CA bundle for verify-ca / verify-full towards PostgreSQL. */
   readonly serverCa: Buffer | null;
+  /** OpenSSL context for TLS to PostgreSQL (`verify`: verify-ca / verify-full); null: Node's TLSSocket. */
+  serverSsl(verify: boolean): TlsContext | null;
   readonly hba: HbaRule[] | null;
   readonly shuttingDown: boolean;
   /** Clients connected now, this one included. */

@@ -37,7 +37,7 @@ export const enum ServerState {
 
 type InternalDone = (ok: boolean, error?: ErrorInfo) => void;
 
-/** Node/OpenSSL codes of a certificate that does not verify (as opposed to a broken connection). */
+/** Node's codes, and RawSocket's, of a certificate that does not verify (as opposed to a broken connection). */
 const CERTIFICATE_ERRORS = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_|HOSTNAME_MISMATCH)/;
 
 let nextServerId = 1;
@@ -140,7 +140,7 @@ export class ServerConnection implements PoolServer {
         this.internalFault(err);
       }
     };
-    if (this.tls) s.on('data', (chunk: Buffer) => onChunk(chunk, 0, chunk.length));
+    if (s instanceof tls.TLSSocket) s.on('data', (chunk: Buffer) => onChunk(chunk, 0, chunk.length));
     else this.reader.onChunk = onChunk;
     s.on('error', (err: NodeJS.ErrnoException) => {
       // A certificate PostgreSQL presents that fails verification will fail every retry: tell the waiters now.
@@ -161,7 +161,28 @@ export class ServerConnection implements PoolServer {
     this.socket.write(startupMessage(params));
   }
 
+  /**
+   * TLS after the server's 'S': OpenSSL on the shard's loop, as for TLS clients, where the shard has a loop
+   * and a context; Node's TLSSocket otherwise. The startup packet is written at once and goes out when the
+   * handshake is done.
+   */
   private upgradeToTls(): void {
+    const mode = this.pool.db.serverTlsMode;
+    const verify = mode === 'verify-ca' || mode === 'verify-full';
+    const ssl = this.host.io === null ? null : this.host.serverSsl(verify);
+    if (ssl === null) return this.upgradeToNodeTls();
+    const host = this.pool.db.serverHost;
+    const raw = this.moveToShardLoop();
+    this.tls = true;
+    try {
+      raw.startTls(ssl, { serverName: net.isIP(host) === 0 ? host : null, checkName: mode === 'verify-full' ? host : null });
+    } catch (err) {
+      return this.loginFailed((err as Error).message, false);
+    }
+    this.startLogin();
+  }
+
+  private upgradeToNodeTls(): void {
     const mode = this.pool.db.serverTlsMode;
     const raw = this.nodeSocket;
     raw.removeAllListeners('data');
@@ -188,19 +209,20 @@ export class ServerConnection implements PoolServer {
   }
 
   /**
-   * Logged in over a plain connection: from here the shard's loop drives it. The server sends nothing after
-   * ReadyForQuery until asked, so no byte is left behind in the Node socket, whose descriptor alone closes.
+   * From here the shard's loop drives the connection: once logged in over a plain connection, or as TLS
+   * starts. The server sends nothing after ReadyForQuery until asked, nor after 'S' until the ClientHello,
+   * so no byte is left behind in the Node socket, whose descriptor alone closes.
    */
-  private moveToShardLoop(): void {
-    const io = this.host.io;
-    if (io === null || this.tls) return;
+  private moveToShardLoop(): RawSocket {
     const old = this.nodeSocket;
     const fd = dupSocketDescriptor(old);
     old.removeAllListeners();
     old.on('error', () => {});
     old.destroy();
-    this.socket = new RawSocket(fd, io, this.reader, this.unixSocket ? undefined : this.pool.db.serverHost, this.unixSocket ? undefined : this.pool.db.serverPort);
-    this.bindSocket(this.socket);
+    const raw = new RawSocket(fd, this.host.io!, this.reader, this.unixSocket ? undefined : this.pool.db.serverHost, this.unixSocket ? undefined : this.pool.db.serverPort);
+    this.socket = raw;
+    this.bindSocket(raw);
+    return raw;
   }
 
   private loginFailed(reason: string, fatalForClients: boolean): void {
@@ -243,8 +265,8 @@ export class ServerConnection implements PoolServer {
         if (this.connectTimer !== null) clearTimeout(this.connectTimer);
         this.connectTimer = null;
         this.lastUsed = this.host.now;
-        this.moveToShardLoop();
-        this.host.log.info({ server: this.id, pool: this.pool.name, pid: this.processId, tls: this.tls }, 'server connected');
+        if (this.host.io !== null && this.socket === this.nodeSocket && !this.tls) this.moveToShardLoop();
+        this.host.log.info({ server: this.id, pool: this.pool.name, pid: this.processId, tls: this.tls ? (this.socket instanceof RawSocket ? 'openssl' : 'node') : 'off' }, 'server connected');
         done?.(null, false);
         return;
       }

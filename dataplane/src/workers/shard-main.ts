@@ -93,7 +93,7 @@ const bus: ShardBus = {
 const general = init.config.general;
 const log = createLogger((init.logLevel ?? general.logLevel) as LogLevel, init.logFormat ?? general.logFormat, { shard: init.index });
 // DOORMAN_SHARD_IO=node keeps every socket on Node's loop, DOORMAN_IO_URING=off every send a send(2) of its
-// own, and DOORMAN_TLS=node TLS clients on Node's TLSSocket (for comparison, or as a way out).
+// own, and DOORMAN_TLS=node TLS, to clients and to PostgreSQL, on Node's TLSSocket (for comparison, or as a way out).
 const io =
   process.env.DOORMAN_SHARD_IO === 'node'
     ? null
