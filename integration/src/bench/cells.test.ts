@@ -32,6 +32,7 @@ test('the full suite has every cell the brief lists, in run order', () => {
       'tpcb-like/simple/c100',
       'select-only/simple/c100/connect',
       'select-only/simple/c100/tls',
+      'select-only/simple/c100/server-tls',
     ],
   );
 });
@@ -45,10 +46,15 @@ test('quick cells are select-only simple and extended at 10 and 100 clients', ()
 
 test('filterCells matches substrings, and a trailing $ anchors at the end', () => {
   const cells = fullCells();
-  assert.deepEqual(filterCells(cells, 'tls,connect').map((c) => c.id), ['select-only/simple/c100/connect', 'select-only/simple/c100/tls']);
+  assert.deepEqual(filterCells(cells, 'tls,connect').map((c) => c.id), [
+    'select-only/simple/c100/connect',
+    'select-only/simple/c100/tls',
+    'select-only/simple/c100/server-tls',
+  ]);
+  assert.deepEqual(filterCells(cells, '/tls$').map((c) => c.id), ['select-only/simple/c100/tls']);
   assert.deepEqual(filterCells(cells, 'simple/c100$').map((c) => c.id), ['select-only/simple/c100', 'tpcb-like/simple/c100']);
-  assert.equal(filterCells(cells, undefined).length, 15);
-  assert.equal(filterCells(cells, ' , ').length, 15);
+  assert.equal(filterCells(cells, undefined).length, 16);
+  assert.equal(filterCells(cells, ' , ').length, 16);
   assert.deepEqual(filterCells(cells, 'nothing'), []);
 });
 

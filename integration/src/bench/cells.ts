@@ -16,11 +16,17 @@ export function cellId(cell: Omit<Cell, 'id'>): string {
   const parts: string[] = [cell.workload, cell.protocol, `c${cell.clients}`];
   if (cell.connect) parts.push('connect');
   if (cell.tls) parts.push('tls');
+  if (cell.serverTls) parts.push('server-tls');
   return parts.join('/');
 }
 
-export function makeCell(workload: Workload, protocol: Protocol, clients: number, extra: { connect?: boolean; tls?: boolean } = {}): Cell {
-  const shape = { workload, protocol, clients, connect: extra.connect ?? false, tls: extra.tls ?? false };
+export function makeCell(
+  workload: Workload,
+  protocol: Protocol,
+  clients: number,
+  extra: { connect?: boolean; tls?: boolean; serverTls?: boolean } = {},
+): Cell {
+  const shape = { workload, protocol, clients, connect: extra.connect ?? false, tls: extra.tls ?? false, serverTls: extra.serverTls ?? false };
   return { id: cellId(shape), ...shape };
 }
 
@@ -33,6 +39,7 @@ export function fullCells(): Cell[] {
   cells.push(makeCell('tpcb-like', 'simple', 100));
   cells.push(makeCell('select-only', 'simple', 100, { connect: true }));
   cells.push(makeCell('select-only', 'simple', 100, { tls: true }));
+  cells.push(makeCell('select-only', 'simple', 100, { serverTls: true }));
   return cells;
 }
 

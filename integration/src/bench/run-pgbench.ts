@@ -90,7 +90,7 @@ export async function runPgbench(cell: Cell, name: TargetName, endpoint: Endpoin
         'prlimit',
         [`--nofile=${nofile}:${nofile}`, PGBENCH, '-h', target.host, '-p', String(target.port), '-U', target.user, ...args, target.database],
         {
-          env: { PGPASSWORD: target.password, PGSSLMODE: cell.tls ? 'require' : 'disable' },
+          env: { PGPASSWORD: target.password, PGSSLMODE: cell.tls || (cell.serverTls && name === 'direct') ? 'require' : 'disable' },
           timeoutMs: result.pgbenchSeconds * 1000 + EXTRA_TIMEOUT_MS,
         },
       );

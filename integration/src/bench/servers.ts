@@ -35,6 +35,8 @@ export interface PoolerSettings {
   certs?: TestCerts;
   /** Doorman's general.workers; absent: one shard per core. */
   workers?: number;
+  /** The pooler reaches PostgreSQL over TLS (server_tls_mode / server_tls_sslmode require). */
+  serverTls?: boolean;
 }
 
 /** PostgreSQL with TLS on (for the direct TLS cell), fsync off, room for direct runs at 100 clients. */
@@ -69,7 +71,7 @@ export function startBenchDoorman(pg: PgCluster, settings: PoolerSettings, env?:
       max_client_conn: settings.maxClientConn,
       query_wait_timeout: `${QUERY_WAIT_TIMEOUT_SECONDS}s`,
       // PgBouncer talks plain TCP to PostgreSQL by default; so must Doorman, or TLS costs would skew the comparison.
-      server_tls_mode: 'disable',
+      server_tls_mode: settings.serverTls === true ? 'require' : 'disable',
       // PgBouncer logs no per-connection lines here (log_connections=0); Doorman logs them at info.
       log_level: 'warn',
       ...(settings.workers === undefined ? {} : { workers: settings.workers }),
@@ -91,7 +93,7 @@ export function startBenchPgBouncer(pg: PgCluster, settings: PoolerSettings): Pr
     settings: {
       auth_type: settings.auth,
       query_wait_timeout: String(QUERY_WAIT_TIMEOUT_SECONDS),
-      server_tls_sslmode: 'disable',
+      server_tls_sslmode: settings.serverTls === true ? 'require' : 'disable',
       ...(settings.certs
         ? { client_tls_sslmode: 'allow', client_tls_cert_file: settings.certs.serverCert, client_tls_key_file: settings.certs.serverKey }
         : {}),
@@ -106,9 +108,10 @@ export function describePostgres(): string {
 /** One line per pooler for the report. */
 export function describePoolers(settings: PoolerSettings): string[] {
   const tls = settings.certs ? '; client TLS offered with the harness test certificate' : '';
+  const serverTls = settings.serverTls === true ? 'require' : 'disable';
   return [
-    `PgBouncer: pool_mode=transaction, default_pool_size=${POOL_SIZE}, auth_type=${settings.auth} (userlist), max_client_conn=${settings.maxClientConn}, query_wait_timeout=${QUERY_WAIT_TIMEOUT_SECONDS}, server_tls_sslmode=disable${tls}`,
-    `Doorman: pool_mode=transaction, pool_size=${POOL_SIZE}, pg_hba ${settings.auth}${settings.auth === 'trust' ? ` (for ${settings.user.user} only)` : ''}, workers=${settings.workers ?? 'default (one per core)'}, max_client_conn=${settings.maxClientConn}, query_wait_timeout=${QUERY_WAIT_TIMEOUT_SECONDS}s, server_tls_mode=disable, log_level=warn${tls}`,
+    `PgBouncer: pool_mode=transaction, default_pool_size=${POOL_SIZE}, auth_type=${settings.auth} (userlist), max_client_conn=${settings.maxClientConn}, query_wait_timeout=${QUERY_WAIT_TIMEOUT_SECONDS}, server_tls_sslmode=${serverTls}${tls}`,
+    `Doorman: pool_mode=transaction, pool_size=${POOL_SIZE}, pg_hba ${settings.auth}${settings.auth === 'trust' ? ` (for ${settings.user.user} only)` : ''}, workers=${settings.workers ?? 'default (one per core)'}, max_client_conn=${settings.maxClientConn}, query_wait_timeout=${QUERY_WAIT_TIMEOUT_SECONDS}s, server_tls_mode=${serverTls}, log_level=warn${tls}`,
   ];
 }
 

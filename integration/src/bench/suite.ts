@@ -80,19 +80,28 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
     };
     const endpoints = new Map<TargetName, Endpoint>();
     const poolers = new Map<TargetName, Pooler>();
-    if (options.targets.includes('doorman')) {
-      const doorman = await startBenchDoorman(pg, settings);
-      stops.add('Doorman', () => doorman.stop());
-      endpoints.set('doorman', { target: doorman.target(SCRAM_USER), poolerPid: doorman.pid });
-      poolers.set('doorman', { running: () => doorman.running, output: () => doorman.output(5) });
+    // Server-TLS cells get poolers of their own, configured to reach PostgreSQL over TLS.
+    const serverTlsSettings: PoolerSettings = { ...settings, serverTls: true };
+    const serverTlsEndpoints = new Map<TargetName, Endpoint>();
+    const serverTlsPoolers = new Map<TargetName, Pooler>();
+    const variants: [PoolerSettings, Map<TargetName, Endpoint>, Map<TargetName, Pooler>, string][] = [];
+    if (cells.some((c) => !c.serverTls)) variants.push([settings, endpoints, poolers, '']);
+    if (cells.some((c) => c.serverTls)) variants.push([serverTlsSettings, serverTlsEndpoints, serverTlsPoolers, ' (server TLS)']);
+    for (const [poolerSettings, ends, running, label] of variants) {
+      if (options.targets.includes('doorman')) {
+        const doorman = await startBenchDoorman(pg, poolerSettings);
+        stops.add(`Doorman${label}`, () => doorman.stop());
+        ends.set('doorman', { target: doorman.target(SCRAM_USER), poolerPid: doorman.pid });
+        running.set('doorman', { running: () => doorman.running, output: () => doorman.output(5) });
+      }
+      if (options.targets.includes('pgbouncer')) {
+        const pgbouncer = await startBenchPgBouncer(pg, poolerSettings);
+        stops.add(`PgBouncer${label}`, () => pgbouncer.stop());
+        ends.set('pgbouncer', { target: pgbouncer.target(SCRAM_USER), poolerPid: pgbouncer.pid });
+        running.set('pgbouncer', { running: () => pgbouncer.process.running, output: () => pgbouncer.output(5) });
+      }
+      if (options.targets.includes('direct')) ends.set('direct', { target: pg.target(SCRAM_USER), poolerPid: null });
     }
-    if (options.targets.includes('pgbouncer')) {
-      const pgbouncer = await startBenchPgBouncer(pg, settings);
-      stops.add('PgBouncer', () => pgbouncer.stop());
-      endpoints.set('pgbouncer', { target: pgbouncer.target(SCRAM_USER), poolerPid: pgbouncer.pid });
-      poolers.set('pgbouncer', { running: () => pgbouncer.process.running, output: () => pgbouncer.output(5) });
-    }
-    if (options.targets.includes('direct')) endpoints.set('direct', { target: pg.target(SCRAM_USER), poolerPid: null });
 
     const scriptDir = await makeTempDir('doorman-bench-script', { forServiceUser: false });
     stops.add('script dir', () => scriptDir.remove());
@@ -115,7 +124,8 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
       setup: [
         `${describePostgres()}, pgbench tables at scale ${PGBENCH_SCALE}`,
         ...describePoolers(settings),
-        `pgbench connects as ${settings.user.user} over TCP to 127.0.0.1 with PGSSLMODE=disable, or require in TLS cells`,
+        ...(serverTlsEndpoints.size > 0 ? describePoolers(serverTlsSettings).map((line) => `server-tls cells: ${line}`) : []),
+        `pgbench connects as ${settings.user.user} over TCP to 127.0.0.1 with PGSSLMODE=disable, or require in TLS cells (and directly to PostgreSQL in server-TLS cells)`,
       ],
       cells: [],
     };
@@ -127,7 +137,7 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
       results.cells.push(cellResult);
       for (const name of options.targets) {
         step++;
-        const endpoint = endpoints.get(name) as Endpoint;
+        const endpoint = (cell.serverTls ? serverTlsEndpoints : endpoints).get(name) as Endpoint;
         let run: TargetRun;
         if (name === 'direct' && cell.clients > capacity) {
           run = skippedRun(
@@ -139,7 +149,7 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
         } else {
           io.log(`[${step}/${total}] ${cell.id} → ${TARGET_LABELS[name]} (${options.durationSeconds} s)`);
           run = await runPgbench(cell, name, endpoint, ctx);
-          const pooler = poolers.get(name);
+          const pooler = (cell.serverTls ? serverTlsPoolers : poolers).get(name);
           if (pooler && !pooler.running()) {
             run = { ...run, status: 'failed', reason: `${run.reason ?? 'pgbench finished'}; ${TARGET_LABELS[name]} exited: ${pooler.output()}` };
           }

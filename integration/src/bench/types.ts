@@ -14,7 +14,7 @@ export const TARGET_LABELS: Record<TargetName, string> = {
 
 /** One pgbench configuration, run against every target in turn. */
 export interface Cell {
-  /** e.g. `select-only/simple/c100`, `select-only/simple/c100/tls`. */
+  /** e.g. `select-only/simple/c100`, `select-only/simple/c100/tls`, `select-only/simple/c100/server-tls`. */
   id: string;
   workload: Workload;
   protocol: Protocol;
@@ -23,6 +23,8 @@ export interface Cell {
   connect: boolean;
   /** PGSSLMODE=require. */
   tls: boolean;
+  /** The poolers reach PostgreSQL over TLS (sslmode require); pgbench does too when it connects directly. */
+  serverTls: boolean;
 }
 
 export type RunStatus = 'ok' | 'failed' | 'skipped';
