@@ -356,7 +356,7 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
         await client.end();
       }
       const modes = (p: DoormanProcess): Set<unknown> => new Set(p.jsonLogs().filter((l) => l.msg === 'server connected').map((l) => l.tls));
-      assert.deepEqual(modes(d), new Set(['openssl', 'off']));
+      assert.ok(modes(d).has('openssl') && !modes(d).has('node'), [...modes(d)].join());
       assert.deepEqual(modes(nodeTls), new Set(['node']));
     });
 
