@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { EpollLoop } from './epoll-loop.js';
 import { delivered, loopbackPair, received, type LoopbackPair } from './loopback-pair.js';
 import { RawSocket } from './raw-socket.js';
+import { RESERVE_IN_SLAB, reserve, slabFor } from '../session/socket-reader.js';
 
 /** Resolves when `socket` raises `event`. */
 function raised(socket: RawSocket, event: string): Promise<void> {
@@ -159,6 +160,32 @@ test('sends made inside a batch go out together at its end, to every socket, and
   assert.equal(String((await relayed)[0]), 'batched');
   a.close();
   b.close();
+});
+
+test('a range of an older slab (a waiting client\'s query) also goes out in the batch\'s ring', async () => {
+  const { peer, raw, reader, close } = await pair();
+  const kept = await new Promise<[Buffer, number, number]>((resolve) => {
+    reader.onChunk = (buf, start, end) => resolve([buf, start, end]);
+    peer.write('#queued');
+  });
+  // Reservations fill the slab until a new one is taken: the kept range is now in an older slab.
+  while (slabFor(0) === kept[0]) reserve(RESERVE_IN_SLAB - 1);
+  const queueSend = loop!.queueSend.bind(loop!);
+  let queued = 0;
+  loop!.queueSend = (...args) => {
+    if (args[1] === raw.fd) queued++;
+    return queueSend(...args);
+  };
+  try {
+    reader.onChunk = () => raw.writeRange(...kept);
+    const got = received(peer, 7);
+    peer.write('go');
+    assert.equal((await got).toString(), '#queued');
+    assert.equal(queued, 1);
+  } finally {
+    loop!.queueSend = queueSend;
+    close();
+  }
 });
 
 test('writes to one socket within a batch keep their order, whether batched or sent at once', async () => {
