@@ -360,6 +360,39 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
       assert.deepEqual(modes(nodeTls), new Set(['node']));
     });
 
+    test('PostgreSQL ending a TLS server connection mid-query: that client gets FATAL 08006, the next gets a new server', async () => {
+      assert.ok(d && nodeTls, 'doorman did not start');
+      for (const p of [d, nodeTls]) {
+        const connectionString = p.connectionString(SCRAM_USER.user, SCRAM_USER.password, 's_require');
+        const victim = await connect({ connectionString });
+        const bystander = await connect({ connectionString });
+        try {
+          const pid = (await victim.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+          // Held in a transaction: the bystander cannot be given the same server.
+          await victim.query('begin');
+          const sleeping = victim.query('select pg_sleep(30)').then(
+            () => null,
+            (err: { code?: string; message: string }) => err,
+          );
+          const server = clusters().sslPg;
+          for (let i = 0; (await server.query(`select wait_event from pg_stat_activity where pid = ${pid}`)).trim() !== 'PgSleep'; i++) {
+            assert.ok(i < 100, 'the victim query did not start');
+            await sleep(50);
+          }
+          await server.query(`select pg_terminate_backend(${pid})`);
+          const err = await sleeping;
+          assert.ok(err !== null, 'the query was not interrupted');
+          assert.match(`${err.code ?? ''} ${err.message}`, /57P01|08006|terminating connection|server closed the connection/);
+          const next = (await bystander.query<{ pid: number; ssl: boolean }>('select pg_backend_pid() as pid, ssl from pg_stat_ssl where pid = pg_backend_pid()')).rows[0];
+          assert.notEqual(next.pid, pid);
+          assert.equal(next.ssl, true);
+        } finally {
+          await victim.end().catch(() => undefined);
+          await bystander.end();
+        }
+      }
+    });
+
     test('megabytes cross TLS to PostgreSQL intact both ways, through OpenSSL and through Node\'s TLS', async () => {
       assert.ok(d && nodeTls, 'doorman did not start');
       for (const p of [d, nodeTls]) await crossIntact(p, 's_require', null);
