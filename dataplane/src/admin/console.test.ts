@@ -48,8 +48,8 @@ function fakeView(): AdminView & { calls: string[] } {
         paused: false,
       },
     ],
-    clients: () => [{ id: 129, user: 'alice', database: 'app', state: 'waiting', addr: '10.0.0.9', port: 40001, tls: true }],
-    servers: () => [{ user: 'alice', database: 'app', state: 'login', addr: 'db1', port: 5432, pid: 4242, closeNeeded: true }],
+    clients: () => [{ id: 129, user: 'alice', database: 'app', state: 'waiting', addr: '10.0.0.9', port: 40001, tls: 'TLSv1.3/TLS_AES_256_GCM_SHA384' }],
+    servers: () => [{ user: 'alice', database: 'app', state: 'login', addr: 'db1', port: 5432, pid: 4242, closeNeeded: true, tls: '' }],
     // Two users of app (one of them reported by two shards) and one of other.
     stats: () => [poolStats('app', 'alice', 100, 1000), poolStats('app', 'bob', 300, 3000), poolStats('other', 'carol', 0, 0)],
     mem: () => [
@@ -113,11 +113,11 @@ test('SHOW DATABASES, USERS, CLIENTS, SERVERS and LISTS', () => {
   ]);
   assert.deepEqual(rows(runAdminCommand('show clients', v)), {
     columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'tls', 'id'],
-    rows: [['C', 'alice', 'app', 'waiting', '10.0.0.9', '40001', 'yes', '129']],
+    rows: [['C', 'alice', 'app', 'waiting', '10.0.0.9', '40001', 'TLSv1.3/TLS_AES_256_GCM_SHA384', '129']],
   });
   assert.deepEqual(rows(runAdminCommand('show servers', v)), {
-    columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'pid', 'close_needed'],
-    rows: [['S', 'alice', 'app', 'login', 'db1', '5432', '4242', 'yes']],
+    columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'pid', 'close_needed', 'tls'],
+    rows: [['S', 'alice', 'app', 'login', 'db1', '5432', '4242', 'yes', '']],
   });
   assert.deepEqual(rows(runAdminCommand('show lists', v)).rows, [
     ['databases', '1'],

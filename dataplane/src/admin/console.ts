@@ -54,7 +54,8 @@ export interface ClientInfo {
   state: 'active' | 'waiting' | 'idle';
   addr: string;
   port: number;
-  tls: boolean;
+  /** "TLSv1.3/TLS_AES_256_GCM_SHA384"; '' for plaintext. */
+  tls: string;
 }
 
 export interface ServerInfo {
@@ -66,6 +67,8 @@ export interface ServerInfo {
   pid: number;
   /** RECONNECT or a reload replaced it: it closes instead of being reused (WAIT_CLOSE waits for these). */
   closeNeeded: boolean;
+  /** As ClientInfo.tls. */
+  tls: string;
 }
 
 /** One shard's memory and object counts (SHOW MEM). Heap figures are the shard's own; RSS is the process's. */
@@ -216,8 +219,8 @@ function show(what: string, v: AdminView): AdminResult | null {
       );
     case 'servers':
       return table(
-        [text('type'), text('user'), text('database'), text('state'), text('addr'), int('port'), int('pid'), text('close_needed')],
-        v.servers().map((s) => ['S', s.user, s.database, s.state, s.addr, s.port, s.pid, s.closeNeeded]),
+        [text('type'), text('user'), text('database'), text('state'), text('addr'), int('port'), int('pid'), text('close_needed'), text('tls')],
+        v.servers().map((s) => ['S', s.user, s.database, s.state, s.addr, s.port, s.pid, s.closeNeeded, s.tls]),
       );
     case 'stats':
       return statsTable(v, 'stats');

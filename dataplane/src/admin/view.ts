@@ -3,11 +3,13 @@
  * pools, clients, servers and counters (plain data, so it can cross threads); the console and /metrics read
  * the merge of every shard's snapshot, and the console's controls reach every shard.
  */
+import tls from 'node:tls';
 import type { DoormanConfig, GeneralConfig } from '@doorman/proto';
 import { ServerPoolState } from '../pool/members.js';
 import type { Pool } from '../pool/pool.js';
 import { ClientState, type ClientConnection } from '../session/client.js';
 import type { ServerConnection } from '../session/server.js';
+import type { ByteSocket } from '../session/byte-socket.js';
 import { mergePoolStats, type PoolStats, type PoolStatsSnapshot } from '../stats/pool-stats.js';
 import { VERSION } from '../version.js';
 import { MAX_SHARDS } from '../workers/messages.js';
@@ -99,6 +101,15 @@ export function clientLocalId(id: number): number {
   return Math.floor(id / MAX_SHARDS);
 }
 
+/** The protocol and cipher of a TLS connection, on the shard's loop or on Node's TLSSocket; '' for plaintext. */
+function tlsSessionOf(socket: ByteSocket): string {
+  if (socket instanceof tls.TLSSocket) {
+    const cipher = socket.getCipher();
+    return cipher === undefined ? '' : `${socket.getProtocol() ?? ''}/${cipher.name}`;
+  }
+  return socket.tlsSession?.() ?? '';
+}
+
 export function takeSnapshot(src: SnapshotSource, detail: SnapshotDetail): ShardSnapshot {
   const active = new Map<Pool, number>();
   const waiting = new Map<Pool, number>();
@@ -114,7 +125,7 @@ export function takeSnapshot(src: SnapshotSource, detail: SnapshotDetail): Shard
         state,
         addr: c.remoteAddress,
         port: c.socket.remotePort ?? 0,
-        tls: c.tls,
+        tls: tlsSessionOf(c.socket),
       });
     }
     if (c.pool === null) continue;
@@ -156,6 +167,7 @@ export function takeSnapshot(src: SnapshotSource, detail: SnapshotDetail): Shard
         port: p.db.serverPort,
         pid: s.processId,
         closeNeeded: p.closeNeeded(s),
+        tls: tlsSessionOf(s.socket),
       });
     }
   }

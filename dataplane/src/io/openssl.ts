@@ -69,6 +69,9 @@ interface Library {
   sslGet0Param: Fn<[number], number>;
   paramSet1IpAsc: Fn<[number, string], number>;
   sslGetVerifyResult: Fn<[number], number>;
+  sslGetVersion: Fn<[number], string>;
+  sslGetCurrentCipher: Fn<[number], number>;
+  cipherGetName: Fn<[number], string>;
   verifyErrorString: Fn<[number], string>;
   sslReadAt: Fn<[number, number, number], number>;
   sslWriteAt: Fn<[number, number, number], number>;
@@ -118,6 +121,9 @@ function bind(): Library | null {
       sslGet0Param: self.func('intptr_t SSL_get0_param(intptr_t)'),
       paramSet1IpAsc: self.func('int X509_VERIFY_PARAM_set1_ip_asc(intptr_t, const char *)'),
       sslGetVerifyResult: self.func('long SSL_get_verify_result(intptr_t)'),
+      sslGetVersion: self.func('const char *SSL_get_version(intptr_t)'),
+      sslGetCurrentCipher: self.func('intptr_t SSL_get_current_cipher(intptr_t)'),
+      cipherGetName: self.func('const char *SSL_CIPHER_get_name(intptr_t)'),
       verifyErrorString: self.func('const char *X509_verify_cert_error_string(long)'),
       sslReadAt: self.func('int SSL_read(intptr_t, intptr_t, int)'),
       sslWriteAt: self.func('int SSL_write(intptr_t, intptr_t, int)'),
@@ -340,6 +346,12 @@ export class TlsConnection {
     if (result === X509_V_OK) return null;
     const why = this.l.verifyErrorString(result);
     return this.checkName === null ? why : `${why} (verifying ${this.checkName})`;
+  }
+
+  /** "TLSv1.3/TLS_AES_256_GCM_SHA384": the protocol and cipher, as PgBouncer's SHOW CLIENTS shows them. */
+  describe(): string {
+    const cipher = this.l.sslGetCurrentCipher(this.ssl);
+    return cipher === 0 ? '' : `${this.l.sslGetVersion(this.ssl)}/${this.l.cipherGetName(cipher)}`;
   }
 
   /** Plaintext into memory at `address`: bytes read, or <= 0 (see errorOf()). */

@@ -267,6 +267,11 @@ export class RawSocket extends SocketEvents implements ByteSocket, EpollHandler,
     return this;
   }
 
+  /** The TLS protocol and cipher once the handshake is done; '' otherwise. */
+  tlsSession(): string {
+    return this.tls === null || this.handshakeWants !== 0 ? '' : this.tls.describe();
+  }
+
   /** Nothing is ever buffered on this side of the kernel. */
   read(): null {
     return null;

@@ -26,6 +26,8 @@ export interface ByteSocket {
   on(event: string, listener: (...args: any[]) => void): unknown;
   once(event: string, listener: (...args: any[]) => void): unknown;
   removeAllListeners(event?: string): unknown;
+  /** Only on the shard's own loop: the TLS protocol and cipher, '' for plaintext. */
+  tlsSession?(): string;
   /** Bytes read from the kernel and not yet delivered (a paused Node socket may hold some). */
   read(): Buffer | null;
 }

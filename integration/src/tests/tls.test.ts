@@ -11,6 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import pg from 'pg';
 import {
+  DOORMAN_ADMIN,
+  DOORMAN_ADMIN_DB,
   SCRAM_USER,
   makeTempDir,
   makeTestCerts,
@@ -115,7 +117,20 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
   }
 
   async function launch(general: DoormanConfig['general'], pools: DoormanConfig['pools'], env?: Record<string, string>): Promise<DoormanProcess> {
-    const d = await startDoorman({ general: { host: '127.0.0.1', port: 0, pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n', ...general }, pools }, env ? { env } : {});
+    const d = await startDoorman(
+      {
+        general: {
+          host: '127.0.0.1',
+          port: 0,
+          pg_hba: 'host all all 127.0.0.1/32 scram-sha-256\n',
+          admin_username: DOORMAN_ADMIN.user,
+          admin_password: DOORMAN_ADMIN.password,
+          ...general,
+        },
+        pools,
+      },
+      env ? { env } : {},
+    );
     doormen.push(d);
     return d;
   }
@@ -146,6 +161,16 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
       assert.deepEqual(r.rows[0], { n: 60_000, m: expected });
     } finally {
       await client.end();
+    }
+  }
+
+  /** Rows of an admin SHOW command, over plaintext. */
+  async function show(d: DoormanProcess, what: 'CLIENTS' | 'SERVERS'): Promise<Record<string, string>[]> {
+    const admin = await connect({ connectionString: d.connectionString(DOORMAN_ADMIN.user, DOORMAN_ADMIN.password, DOORMAN_ADMIN_DB) });
+    try {
+      return (await admin.query<Record<string, string>>(`SHOW ${what}`)).rows;
+    } finally {
+      await admin.end();
     }
   }
 
@@ -243,6 +268,22 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
       assert.ok(modes(allow).length > 0);
       assert.deepEqual(new Set(modes(allow)), new Set(['openssl']));
       assert.deepEqual(new Set(modes(nodeTls)), new Set(['node']));
+    });
+
+    test('SHOW CLIENTS gives a TLS client\'s protocol and cipher, on both TLS paths, and nothing for plaintext', async () => {
+      assert.ok(allow && nodeTls, 'doorman did not start');
+      for (const d of [allow, nodeTls]) {
+        const client = await connect({ connectionString: d.connectionString(SCRAM_USER.user, SCRAM_USER.password), ssl: { ca, maxVersion: 'TLSv1.2' } });
+        try {
+          const rows = await show(d, 'CLIENTS');
+          const mine = rows.filter((r) => r.user === SCRAM_USER.user).map((r) => r.tls);
+          assert.equal(mine.length, 1);
+          assert.match(mine[0], /^TLSv1\.2\/ECDHE-RSA-AES\d+-GCM-SHA\d+$/);
+          assert.deepEqual(rows.filter((r) => r.user === DOORMAN_ADMIN.user).map((r) => r.tls), ['']);
+        } finally {
+          await client.end();
+        }
+      }
     });
 
     test('megabytes cross TLS intact both ways: a large result, and COPY FROM STDIN through psql', async () => {
@@ -358,6 +399,11 @@ describe('tls', { timeout: SUITE_TIMEOUT_MS }, () => {
       const modes = (p: DoormanProcess): Set<unknown> => new Set(p.jsonLogs().filter((l) => l.msg === 'server connected').map((l) => l.tls));
       assert.ok(modes(d).has('openssl') && !modes(d).has('node'), [...modes(d)].join());
       assert.deepEqual(modes(nodeTls), new Set(['node']));
+      for (const p of [d, nodeTls]) {
+        const tlsOf = async (db: string): Promise<string[]> => (await show(p, 'SERVERS')).filter((r) => r.database === db).map((r) => r.tls);
+        assert.ok((await tlsOf('s_require')).every((t) => /^TLSv1\.3\/TLS_AES_\w+$/.test(t)), (await tlsOf('s_require')).join());
+        if (p === d) assert.ok((await tlsOf('s_disable')).every((t) => t === ''));
+      }
     });
 
     test('PostgreSQL ending a TLS server connection mid-query: that client gets FATAL 08006, the next gets a new server', async () => {
