@@ -170,7 +170,7 @@ export class ServerConnection implements PoolServer {
     const mode = this.pool.db.serverTlsMode;
     const verify = mode === 'verify-ca' || mode === 'verify-full';
     const ssl = this.host.io === null ? null : this.host.serverSsl(verify);
-    if (ssl === null) return this.upgradeToNodeTls();
+    if (ssl === null) return this.upgradeToNodeTls(mode, verify);
     const host = this.pool.db.serverHost;
     const raw = this.moveToShardLoop();
     this.tls = true;
@@ -182,15 +182,14 @@ export class ServerConnection implements PoolServer {
     this.startLogin();
   }
 
-  private upgradeToNodeTls(): void {
-    const mode = this.pool.db.serverTlsMode;
+  private upgradeToNodeTls(mode: string, verify: boolean): void {
     const raw = this.nodeSocket;
     raw.removeAllListeners('data');
     // From here TLS reads the descriptor; a plain byte would be the server's, out of protocol.
     this.reader.onChunk = () => this.loginFailed('received unencrypted data after SSL negotiation', false);
     const opts: tls.ConnectionOptions = {
       socket: raw,
-      rejectUnauthorized: mode === 'verify-ca' || mode === 'verify-full',
+      rejectUnauthorized: verify,
       ca: this.host.serverCa ?? undefined,
     };
     if (net.isIP(this.pool.db.serverHost) === 0) opts.servername = this.pool.db.serverHost;
@@ -265,7 +264,7 @@ export class ServerConnection implements PoolServer {
         if (this.connectTimer !== null) clearTimeout(this.connectTimer);
         this.connectTimer = null;
         this.lastUsed = this.host.now;
-        if (this.host.io !== null && this.socket === this.nodeSocket && !this.tls) this.moveToShardLoop();
+        if (this.host.io !== null && !this.tls) this.moveToShardLoop();
         this.host.log.info({ server: this.id, pool: this.pool.name, pid: this.processId, tls: this.tls ? (this.socket instanceof RawSocket ? 'openssl' : 'node') : 'off' }, 'server connected');
         done?.(null, false);
         return;

@@ -44,6 +44,11 @@ interface Pooler {
   output: () => string;
 }
 
+interface Targets {
+  endpoints: Map<TargetName, Endpoint>;
+  poolers: Map<TargetName, Pooler>;
+}
+
 function describeRun(run: TargetRun): string {
   if (run.status === 'skipped') return `skipped: ${run.reason ?? ''}`;
   const numbers = [
@@ -78,30 +83,28 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
       ...(options.workers === null ? {} : { workers: options.workers }),
       ...(pg.certs ? { certs: pg.certs } : {}),
     };
-    const endpoints = new Map<TargetName, Endpoint>();
-    const poolers = new Map<TargetName, Pooler>();
-    // Server-TLS cells get poolers of their own, configured to reach PostgreSQL over TLS.
-    const serverTlsSettings: PoolerSettings = { ...settings, serverTls: true };
-    const serverTlsEndpoints = new Map<TargetName, Endpoint>();
-    const serverTlsPoolers = new Map<TargetName, Pooler>();
-    const variants: [PoolerSettings, Map<TargetName, Endpoint>, Map<TargetName, Pooler>, string][] = [];
-    if (cells.some((c) => !c.serverTls)) variants.push([settings, endpoints, poolers, '']);
-    if (cells.some((c) => c.serverTls)) variants.push([serverTlsSettings, serverTlsEndpoints, serverTlsPoolers, ' (server TLS)']);
-    for (const [poolerSettings, ends, running, label] of variants) {
+    /** The targets of one pooler configuration: their endpoints, and how to tell that a pooler is still up. */
+    const startTargets = async (poolerSettings: PoolerSettings, label: string): Promise<Targets> => {
+      const t: Targets = { endpoints: new Map(), poolers: new Map() };
       if (options.targets.includes('doorman')) {
         const doorman = await startBenchDoorman(pg, poolerSettings);
         stops.add(`Doorman${label}`, () => doorman.stop());
-        ends.set('doorman', { target: doorman.target(SCRAM_USER), poolerPid: doorman.pid });
-        running.set('doorman', { running: () => doorman.running, output: () => doorman.output(5) });
+        t.endpoints.set('doorman', { target: doorman.target(SCRAM_USER), poolerPid: doorman.pid });
+        t.poolers.set('doorman', { running: () => doorman.running, output: () => doorman.output(5) });
       }
       if (options.targets.includes('pgbouncer')) {
         const pgbouncer = await startBenchPgBouncer(pg, poolerSettings);
         stops.add(`PgBouncer${label}`, () => pgbouncer.stop());
-        ends.set('pgbouncer', { target: pgbouncer.target(SCRAM_USER), poolerPid: pgbouncer.pid });
-        running.set('pgbouncer', { running: () => pgbouncer.process.running, output: () => pgbouncer.output(5) });
+        t.endpoints.set('pgbouncer', { target: pgbouncer.target(SCRAM_USER), poolerPid: pgbouncer.pid });
+        t.poolers.set('pgbouncer', { running: () => pgbouncer.process.running, output: () => pgbouncer.output(5) });
       }
-      if (options.targets.includes('direct')) ends.set('direct', { target: pg.target(SCRAM_USER), poolerPid: null });
-    }
+      if (options.targets.includes('direct')) t.endpoints.set('direct', { target: pg.target(SCRAM_USER), poolerPid: null });
+      return t;
+    };
+    // Server-TLS cells get poolers of their own, configured to reach PostgreSQL over TLS.
+    const serverTlsSettings: PoolerSettings = { ...settings, serverTls: true };
+    const plainTargets = cells.some((c) => !c.serverTls) ? await startTargets(settings, '') : null;
+    const serverTlsTargets = cells.some((c) => c.serverTls) ? await startTargets(serverTlsSettings, ' (server TLS)') : null;
 
     const scriptDir = await makeTempDir('doorman-bench-script', { forServiceUser: false });
     stops.add('script dir', () => scriptDir.remove());
@@ -124,7 +127,7 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
       setup: [
         `${describePostgres()}, pgbench tables at scale ${PGBENCH_SCALE}`,
         ...describePoolers(settings),
-        ...(serverTlsEndpoints.size > 0 ? describePoolers(serverTlsSettings).map((line) => `server-tls cells: ${line}`) : []),
+        ...(serverTlsTargets !== null ? describePoolers(serverTlsSettings).map((line) => `server-tls cells: ${line}`) : []),
         `pgbench connects as ${settings.user.user} over TCP to 127.0.0.1 with PGSSLMODE=disable, or require in TLS cells (and directly to PostgreSQL in server-TLS cells)`,
       ],
       cells: [],
@@ -137,7 +140,8 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
       results.cells.push(cellResult);
       for (const name of options.targets) {
         step++;
-        const endpoint = (cell.serverTls ? serverTlsEndpoints : endpoints).get(name) as Endpoint;
+        const targets = (cell.serverTls ? serverTlsTargets : plainTargets) as Targets;
+        const endpoint = targets.endpoints.get(name) as Endpoint;
         let run: TargetRun;
         if (name === 'direct' && cell.clients > capacity) {
           run = skippedRun(
@@ -149,7 +153,7 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
         } else {
           io.log(`[${step}/${total}] ${cell.id} → ${TARGET_LABELS[name]} (${options.durationSeconds} s)`);
           run = await runPgbench(cell, name, endpoint, ctx);
-          const pooler = (cell.serverTls ? serverTlsPoolers : poolers).get(name);
+          const pooler = targets.poolers.get(name);
           if (pooler && !pooler.running()) {
             run = { ...run, status: 'failed', reason: `${run.reason ?? 'pgbench finished'}; ${TARGET_LABELS[name]} exited: ${pooler.output()}` };
           }
