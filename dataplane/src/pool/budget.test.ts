@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ServerBudget, slotStride, type BudgetSignal } from './budget.js';
+import { DONATE_AFTER_TICKS, ServerBudget, slotStride, type BudgetSignal } from './budget.js';
 
 /** Two shards' views of slot 1 of the same shared memory, recording the signals each sends. */
 function pair(): { a: ServerBudget; b: ServerBudget; sent: { from: string; s: BudgetSignal }[] } {
@@ -57,31 +57,58 @@ test('askForIdle asks the shard with idle connections, once until answered or 50
   ]);
 });
 
+/** shouldDonate after `a` has seen the same gauges for DONATE_AFTER_TICKS ticks. */
+function donatesAfterTicks(a: ServerBudget, limit: number): boolean {
+  for (let i = 0; i < DONATE_AFTER_TICKS; i++) a.tick(limit);
+  return a.shouldDonate(limit);
+}
+
 test('shares follow demand: shouldDonate only from a shard above its share to a waiting one below it', () => {
   const { a, b } = pair();
   a.publish(0, 0, 5);
   b.publish(0, 0, 5);
   a.publishDemand(8);
   b.publishDemand(8);
-  assert.equal(a.shouldDonate(10), false, 'nobody waits');
+  assert.equal(donatesAfterTicks(a, 10), false, 'nobody waits');
   b.publish(0, 3, 5);
-  assert.equal(a.shouldDonate(10), false, 'b waits, but both hold their share');
+  assert.equal(donatesAfterTicks(a, 10), false, 'b waits, but both hold their share');
   // a holds 7 of 10 with the same demand as b (holding 3): a gives one up.
   a.publish(0, 0, 7);
   b.publish(0, 4, 3);
-  assert.equal(a.shouldDonate(10), true);
+  assert.equal(donatesAfterTicks(a, 10), true);
   // Demand moved to a (12 vs 4): its share is 7.5, so it keeps its 7.
   a.publishDemand(12);
   b.publishDemand(4);
-  assert.equal(a.shouldDonate(10), false);
+  assert.equal(donatesAfterTicks(a, 10), false);
   // 6 / 4 with equal demand settles at 5 / 5; 6 / 5 leaves b within one of its share: keep.
   a.publishDemand(8);
   b.publishDemand(8);
   a.publish(0, 5, 6);
   b.publish(0, 5, 4);
-  assert.equal(a.shouldDonate(10), true);
+  assert.equal(donatesAfterTicks(a, 10), true);
   b.publish(0, 5, 5);
-  assert.equal(a.shouldDonate(10), false);
+  assert.equal(a.shouldDonate(10), false, 'no longer short: at once, without a tick');
+});
+
+test('a connection moves only once the shares have been apart for DONATE_AFTER_TICKS ticks in a row', () => {
+  const { a, b } = pair();
+  a.publishDemand(8);
+  b.publishDemand(8);
+  a.publish(0, 5, 6);
+  b.publish(0, 5, 4);
+  assert.equal(a.shouldDonate(10), false, 'no tick has seen it yet');
+  for (let i = 1; i < DONATE_AFTER_TICKS; i++) {
+    a.tick(10);
+    assert.equal(a.shouldDonate(10), false, `after ${i} tick(s)`);
+  }
+  // Demand noise for one tick (b's share dips to 4.4) starts the count again.
+  b.publishDemand(7);
+  a.tick(10);
+  b.publishDemand(8);
+  for (let i = 1; i < DONATE_AFTER_TICKS; i++) a.tick(10);
+  assert.equal(a.shouldDonate(10), false, 'the streak was broken');
+  a.tick(10);
+  assert.equal(a.shouldDonate(10), true);
 });
 
 test('owesSlot: a shard at its share leaves a free slot to a waiting shard one or more below its share', () => {

@@ -27,6 +27,12 @@ const HELD = 2;
 const DEMAND = 3;
 /** Fixed-point scale of the demand cell. */
 const DEMAND_SCALE = 16;
+/**
+ * Ticks in a row a shard must hold a connection beyond its share, while a waiting shard lacks one, before it
+ * gives a busy connection up. Shares follow a demand that swings from tick to tick: acting at the first tick,
+ * two evenly loaded shards at pool_size 20 moved a connection (a server login each) about once a second.
+ */
+export const DONATE_AFTER_TICKS = 3;
 
 /** Int32 cells one pool slot needs for `shards` shards. */
 export function slotStride(shards: number): number {
@@ -45,6 +51,8 @@ export class ServerBudget {
   private readonly base: number;
   /** An eviction request is in flight; do not ask again before this time (ms). */
   private askedUntil = 0;
+  /** Consecutive ticks at which this shard had a connection to donate (see shouldDonate). */
+  private surplusTicks = 0;
 
   constructor(
     private readonly cells: Int32Array,
@@ -123,9 +131,18 @@ export class ServerBudget {
   /**
    * Whether a connection this shard is about to reuse should be closed so a waiting shard can open one:
    * only while this shard holds at least one more than its share and a waiting shard at least one less,
-   * so shares settle instead of flapping.
+   * and so at each of the last DONATE_AFTER_TICKS ticks (see tick), so shares settle instead of flapping.
    */
   shouldDonate(limit: number): boolean {
+    return this.surplusTicks >= DONATE_AFTER_TICKS && this.canDonate(limit);
+  }
+
+  /** The pool's tick, after publishDemand: counts the ticks in a row at which this shard could donate. */
+  tick(limit: number): void {
+    this.surplusTicks = this.canDonate(limit) ? this.surplusTicks + 1 : 0;
+  }
+
+  private canDonate(limit: number): boolean {
     if (!this.othersWaiting()) return false;
     const total = this.totalDemand();
     if (!this.spares(this.shard, limit, total)) return false;

@@ -228,6 +228,7 @@ export class Pool {
     this.demandSum = 0;
     this.demandSamples = 0;
     this.budget.publishDemand(this.demand);
+    if (this.budget.shards > 1) this.budget.tick(this.user.poolSize);
     const timeout = this.db.queryWaitTimeout;
     let head = this.waiters.peek();
     while (head !== undefined) {
@@ -352,7 +353,8 @@ export class Pool {
    * A client is done with `s` and it is clean: it serves here, or is closed so that another shard can open
    * one: a shard whose clients wait with no connection at all, once `s` has served here for a tick after its
    * login (with pool_size 1 and clients waiting on both shards the connection takes turns, each costing a
-   * login; it used to stay here for good), or a shard holding at least one less than its share.
+   * login; it used to stay here for good), or a shard holding at least one less than its share for a few
+   * ticks (ServerBudget.shouldDonate).
    */
   private reuse(s: PoolServer): void {
     const now = this.host.now;
