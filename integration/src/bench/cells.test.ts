@@ -83,9 +83,9 @@ test('cell ids name the TLS and --connect variants', () => {
   assert.equal(makeCell('select-only', 'simple', 100, { connect: true, tls: true }).id, 'select-only/simple/c100/connect/tls');
 });
 
-test('only prepared through a pooler is an expected failure', () => {
+test('only prepared through PgBouncer is an expected failure', () => {
   const prepared = makeCell('select-only', 'prepared', 10);
-  assert.equal(isExpectedFailure(prepared, 'doorman'), true);
+  assert.equal(isExpectedFailure(prepared, 'doorman'), false);
   assert.equal(isExpectedFailure(prepared, 'pgbouncer'), true);
   assert.equal(isExpectedFailure(prepared, 'direct'), false);
   assert.equal(isExpectedFailure(makeCell('select-only', 'extended', 10), 'doorman'), false);
