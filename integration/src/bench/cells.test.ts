@@ -11,6 +11,8 @@ import {
   pgbenchSeconds,
   quickCells,
   SELECT_ONLY_SCRIPT,
+  WARMUP_CLIENTS,
+  warmupCells,
 } from './cells.js';
 
 test('the full suite has every cell the brief lists, in run order', () => {
@@ -76,6 +78,33 @@ test('pgbenchArgs uses the builtin tpcb-like script and --connect, and lengthens
   assert.equal(pgbenchSeconds(15, makeCell('select-only', 'simple', 2000)), 25);
   assert.equal(pgbenchSeconds(15, makeCell('select-only', 'simple', 500)), 17);
   assert.equal(pgbenchSeconds(15, makeCell('select-only', 'simple', 100)), 15);
+});
+
+test('a warm-up run has no transaction log', () => {
+  assert.deepEqual(pgbenchArgs(makeCell('select-only', 'prepared', 10), { durationSeconds: 5, scriptPath: '/s', logPrefix: null }), [
+    '-n', '-j', '2', '-c', '10', '-T', '5', '-M', 'prepared', '-f', '/s',
+  ]);
+});
+
+test('the first cell of each kind gets a warm-up of the same kind at 10 clients, and no other cell does', () => {
+  const cells = fullCells();
+  const warmups = warmupCells(cells);
+  assert.deepEqual(
+    [...warmups].map(([cell, warmup]) => `${cell.id} <- ${warmup.id}`),
+    [
+      'select-only/simple/c10 <- select-only/simple/c10',
+      'select-only/extended/c10 <- select-only/extended/c10',
+      'select-only/prepared/c10 <- select-only/prepared/c10',
+      'tpcb-like/simple/c100 <- tpcb-like/simple/c10',
+      'select-only/simple/c100/connect <- select-only/simple/c10/connect',
+      'select-only/simple/c100/tls <- select-only/simple/c10/tls',
+      'select-only/simple/c100/server-tls <- select-only/simple/c10/server-tls',
+    ],
+  );
+  assert.equal(WARMUP_CLIENTS, 10);
+  // A filtered run warms its own first cell of a kind.
+  const only = filterCells(cells, 'extended/c2000,extended/c500');
+  assert.deepEqual([...warmupCells(only)].map(([cell, warmup]) => `${cell.id} <- ${warmup.id}`), ['select-only/extended/c500 <- select-only/extended/c10']);
 });
 
 test('cell ids name the TLS and --connect variants', () => {

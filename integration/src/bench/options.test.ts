@@ -6,6 +6,7 @@ test('defaults: every cell, 15 s, all targets', () => {
   assert.deepEqual(parseBenchOptions([]), {
     quick: false,
     durationSeconds: 15,
+    warmupSeconds: 5,
     cells: undefined,
     targets: ['doorman', 'pgbouncer', 'direct'],
     manyClients: false,
@@ -25,6 +26,17 @@ test('--io-floor runs 10 s per run by default and is a run of its own', () => {
   assert.equal(parseBenchOptions(['--io-floor', '--duration', '4']).durationSeconds, 4);
   assert.throws(() => parseBenchOptions(['--io-floor', '--many-clients']), /--io-floor is a separate run/);
   assert.throws(() => parseBenchOptions(['--io-floor', '--connect-cycles', '10']), /--io-floor is a separate run/);
+});
+
+test('--warmup: 5 s by default, 0 for none, refused by name when bad or outside the cells', () => {
+  assert.equal(parseBenchOptions(['--quick']).warmupSeconds, 5);
+  assert.equal(parseBenchOptions(['--warmup', '0']).warmupSeconds, 0);
+  assert.equal(parseBenchOptions(['--warmup=12', '--cells', 'c10']).warmupSeconds, 12);
+  assert.throws(() => parseBenchOptions(['--warmup', 'some']), /^Error: --warmup must be a non-negative integer, got "some"$/);
+  assert.throws(() => parseBenchOptions(['--warmup=-3']), /--warmup must be a non-negative integer, got "-3"/);
+  assert.throws(() => parseBenchOptions(['--many-clients', '--warmup', '3']), /--warmup only applies to the pgbench cells/);
+  assert.throws(() => parseBenchOptions(['--connect-cycles', '--warmup', '3']), /--warmup only applies to the pgbench cells/);
+  assert.match(USAGE, /\n {2}--warmup N {11}seconds of pgbench at 10 clients .*\n(.*\n)*.*\(default 5; 0 = none\)/);
 });
 
 test('--quick defaults to 5 s and --many-clients to 20 s; --duration wins over both', () => {

@@ -5,6 +5,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Seconds per pgbench run (cells) or measured per trickle (--many-clients). */
   durationSeconds: number;
+  /** --warmup N: seconds of unmeasured pgbench before the first cell of each kind (see warmupCells); 0 = none. */
+  warmupSeconds: number;
   /** --cells patterns, see filterCells(). */
   cells: string | undefined;
   targets: TargetName[];
@@ -28,6 +30,7 @@ export interface BenchOptions {
 }
 
 export const DEFAULT_CONNECT_CYCLES = 100_000;
+export const DEFAULT_WARMUP_SECONDS = 5;
 /** Doorman's heap reaches its working size within about 200,000 cycles (its shards run without V8's memory reducer). */
 export const DEFAULT_WARMUP_CYCLES = 200_000;
 
@@ -35,6 +38,9 @@ export const USAGE = `usage: npm run bench -- [options]
 
   --quick              select-only simple+extended at 10 and 100 clients, 5 s each
   --duration N         seconds per pgbench run (default 15; 5 with --quick; 20 for --many-clients)
+  --warmup N           seconds of pgbench at 10 clients against every target before the first cell of each
+                       kind (workload, protocol, --connect, TLS), not measured, so that the measured runs
+                       see Doorman's code compiled (default ${DEFAULT_WARMUP_SECONDS}; 0 = none)
   --cells LIST         comma-separated patterns matched against cell ids, e.g.
                        "simple/c100$,tls"; a trailing $ anchors at the end
   --targets LIST       subset of doorman,pgbouncer,direct (default all)
@@ -103,6 +109,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     options: {
       quick: { type: 'boolean', default: false },
       duration: { type: 'string' },
+      warmup: { type: 'string' },
       cells: { type: 'string' },
       targets: { type: 'string' },
       'many-clients': { type: 'boolean', default: false },
@@ -126,11 +133,15 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
   if (warmup !== undefined && cycles === undefined) throw new Error('--warmup-cycles only applies to --connect-cycles');
   const ioFloor = values['io-floor'] === true;
   if (ioFloor && (manyClients || cycles !== undefined)) throw new Error('--io-floor is a separate run; leave out --many-clients and --connect-cycles');
+  if (values.warmup !== undefined && (manyClients || cycles !== undefined || ioFloor)) {
+    throw new Error('--warmup only applies to the pgbench cells; --many-clients, --connect-cycles and --io-floor have their own');
+  }
   const quick = values.quick === true;
   const defaultDuration = manyClients ? 20 : quick ? 5 : ioFloor ? 10 : 15;
   return {
     quick,
     durationSeconds: positiveInteger('duration', values.duration, defaultDuration),
+    warmupSeconds: nonNegativeInteger('warmup', values.warmup, DEFAULT_WARMUP_SECONDS),
     cells: values.cells,
     targets: targetList(values.targets),
     manyClients,

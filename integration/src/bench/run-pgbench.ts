@@ -65,16 +65,35 @@ async function readLogs(dir: string): Promise<LogRecord[][]> {
   return logs;
 }
 
+/** pgbench through `prlimit --nofile`, so high client counts get their sockets. */
+function runWithin(nofile: number, cell: Cell, name: TargetName, endpoint: Endpoint, args: string[], seconds: number): Promise<RunResult> {
+  const { target } = endpoint;
+  return run(
+    'prlimit',
+    [`--nofile=${nofile}:${nofile}`, PGBENCH, '-h', target.host, '-p', String(target.port), '-U', target.user, ...args, target.database],
+    {
+      env: { PGPASSWORD: target.password, PGSSLMODE: cell.tls || (cell.serverTls && name === 'direct') ? 'require' : 'disable' },
+      timeoutMs: seconds * 1000 + EXTRA_TIMEOUT_MS,
+    },
+  );
+}
+
+/** An unmeasured run of `cell` (see warmupCells): null, or why it failed. */
+export async function warmUp(cell: Cell, name: TargetName, endpoint: Endpoint, ctx: RunContext, seconds: number): Promise<string | null> {
+  const args = pgbenchArgs(cell, { durationSeconds: seconds, scriptPath: ctx.scriptPath, logPrefix: null });
+  const r = await runWithin(pgbenchOpenFiles(cell.clients, ctx.openFilesSoft), cell, name, endpoint, args, pgbenchSeconds(seconds, cell));
+  if (r.timedOut) return 'pgbench timed out';
+  return r.code === 0 ? null : (errorLine(r.stderr) ?? `pgbench exited with ${String(r.code)}`);
+}
+
 /**
- * One pgbench run of `cell` against `endpoint`, through `prlimit --nofile`
- * so high client counts get their sockets. The pooler is sampled for the
+ * One measured pgbench run of `cell` against `endpoint`. The pooler is sampled for the
  * whole run; the steady window is chosen afterwards from the transaction log.
  */
 export async function runPgbench(cell: Cell, name: TargetName, endpoint: Endpoint, ctx: RunContext): Promise<TargetRun> {
   const result = emptyRun(name, cell, ctx.durationSeconds);
   const logDir = await makeTempDir('doorman-bench-log', { forServiceUser: false });
   try {
-    const { target } = endpoint;
     const args = pgbenchArgs(cell, {
       durationSeconds: ctx.durationSeconds,
       scriptPath: ctx.scriptPath,
@@ -86,14 +105,7 @@ export async function runPgbench(cell: Cell, name: TargetName, endpoint: Endpoin
     let pgbenchResult: RunResult;
     let samples: CpuSample[] = [];
     try {
-      pgbenchResult = await run(
-        'prlimit',
-        [`--nofile=${nofile}:${nofile}`, PGBENCH, '-h', target.host, '-p', String(target.port), '-U', target.user, ...args, target.database],
-        {
-          env: { PGPASSWORD: target.password, PGSSLMODE: cell.tls || (cell.serverTls && name === 'direct') ? 'require' : 'disable' },
-          timeoutMs: result.pgbenchSeconds * 1000 + EXTRA_TIMEOUT_MS,
-        },
-      );
+      pgbenchResult = await runWithin(nofile, cell, name, endpoint, args, result.pgbenchSeconds);
     } finally {
       if (sampler) samples = await sampler.stop();
     }

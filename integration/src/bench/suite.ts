@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTempDir, SCRAM_USER } from '../harness/index.js';
-import { directCapacity, filterCells, fullCells, quickCells, SELECT_ONLY_SCRIPT } from './cells.js';
+import { directCapacity, filterCells, fullCells, isExpectedFailure, quickCells, SELECT_ONLY_SCRIPT, WARMUP_CLIENTS, warmupCells } from './cells.js';
 import { collectEnvironment, loadAverage, ticksPerSecond } from './environment.js';
 import { raiseOwnOpenFiles } from './fd-limit.js';
 import type { BenchOptions } from './options.js';
-import { runPgbench, skippedRun, type RunContext } from './run-pgbench.js';
+import { runPgbench, skippedRun, warmUp, type RunContext } from './run-pgbench.js';
 import {
   describePoolers,
   describePostgres,
@@ -22,7 +22,7 @@ import {
   type Endpoint,
   type PoolerSettings,
 } from './servers.js';
-import { TARGET_LABELS, type BenchResults, type CellResult, type TargetName, type TargetRun } from './types.js';
+import { TARGET_LABELS, type BenchResults, type Cell, type CellResult, type TargetName, type TargetRun } from './types.js';
 
 /** The pgbench matrix: every selected cell against every selected target, one after the other. */
 
@@ -129,15 +129,30 @@ export async function runSuite(options: BenchOptions, command: string, io: Suite
         ...describePoolers(settings),
         ...(serverTlsTargets !== null ? describePoolers(serverTlsSettings).map((line) => `server-tls cells: ${line}`) : []),
         `pgbench connects as ${settings.user.user} over TCP to 127.0.0.1 with PGSSLMODE=disable, or require in TLS cells (and directly to PostgreSQL in server-TLS cells)`,
+        options.warmupSeconds > 0
+          ? `before the first cell of each kind (workload, protocol, --connect, TLS), every target runs the same pgbench at ${WARMUP_CLIENTS} clients for ${options.warmupSeconds} s, not measured`
+          : 'no warm-up runs (--warmup 0): the first cell of each kind includes Doorman compiling that path',
       ],
       cells: [],
     };
 
+    const warmups = options.warmupSeconds > 0 ? warmupCells(cells) : new Map<Cell, Cell>();
     let step = 0;
     const total = cells.length * options.targets.length;
     for (const cell of cells) {
       const cellResult: CellResult = { cell, runs: [] };
       results.cells.push(cellResult);
+      const warmup = warmups.get(cell);
+      if (warmup !== undefined) {
+        const targets = (cell.serverTls ? serverTlsTargets : plainTargets) as Targets;
+        for (const name of options.targets) {
+          if (isExpectedFailure(warmup, name)) continue;
+          io.log(`warm-up: ${warmup.id} → ${TARGET_LABELS[name]} (${options.warmupSeconds} s, not measured)`);
+          const error = await warmUp(warmup, name, targets.endpoints.get(name) as Endpoint, ctx, options.warmupSeconds);
+          if (error !== null) io.log(`    warm-up failed: ${error}`);
+          await sleep(PAUSE_BETWEEN_RUNS_MS);
+        }
+      }
       for (const name of options.targets) {
         step++;
         const targets = (cell.serverTls ? serverTlsTargets : plainTargets) as Targets;
