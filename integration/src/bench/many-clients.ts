@@ -42,6 +42,16 @@ const TRICKLE_RATE = 200;
 const BURST_CLIENTS = 10;
 export const BURST_SECONDS = 5;
 const CONNECT_TIMEOUT_MS = 60_000;
+
+/**
+ * The idle clients live in this process: 10,000 node-postgres clients make a heap of about 70 MB. A full GC
+ * of it (three from V8's memory reducer once the process goes quiet, or one at the heap limit) kept both
+ * cores busy for up to 40 ms, and the pooler being measured stalled with it: p99/p50 of Doorman's trickle
+ * after the burst swung between 2 and 15. `npm run bench` starts node with --expose-gc --no-memory-reducer,
+ * and a full GC right before each trickle leaves none due during it.
+ */
+const collectGarbage = (globalThis as { gc?: () => void }).gc;
+const HEAP_QUIET = collectGarbage !== undefined && process.execArgv.includes('--no-memory-reducer');
 const CLOSE_TIMEOUT_MS = 60_000;
 
 type PoolerName = 'doorman' | 'pgbouncer';
@@ -146,13 +156,15 @@ async function measure(
   try {
     const scriptPath = path.join(dir.path, 'select-1.sql');
     await writeFile(scriptPath, TRICKLE_SCRIPT);
-    const trickle = (phase: string): Promise<TrickleFigures> =>
-      runTrickle(
+    const trickle = (phase: string): Promise<TrickleFigures> => {
+      collectGarbage?.();
+      return runTrickle(
         target,
         pooler.pid,
         { clients: TRICKLE_CLIENTS, ratePerSecond: TRICKLE_RATE, seconds: options.durationSeconds + 2, scriptPath, logPrefix: path.join(dir.path, phase) },
         ticks,
       );
+    };
     result.afterLogins = await trickle('after-logins');
     log(`    ${TARGET_LABELS[name]}: trickle after logins: ${describe(result.afterLogins)}`);
     result.burstError = await runBurst(target, BURST_CLIENTS, BURST_SECONDS, scriptPath);
@@ -213,6 +225,9 @@ export async function runManyClients(options: BenchOptions, command: string, log
         ...describePoolers(settings),
         `Idle clients: node-postgres ${await packageVersion('pg')} in the bench process, ${CONNECT_CONCURRENCY} logins in flight, as ${settings.user.user} (md5), no TLS`,
         `Trickle: pgbench -n -j 1 -c ${TRICKLE_CLIENTS} -R ${TRICKLE_RATE} -T ${options.durationSeconds + 2} -f (SELECT 1;) --log, the first and last second cut; burst: pgbench -c ${BURST_CLIENTS} -T ${BURST_SECONDS}, same script`,
+        HEAP_QUIET
+          ? 'The bench process (which holds the idle clients) runs without V8\'s memory reducer and collects its heap before each trickle, so that its own full GCs do not stall the pooler under test'
+          : 'The bench process ran without --expose-gc --no-memory-reducer (npm run bench passes them): its own full GCs may stall the pooler during a trickle',
         'Each pooler is started fresh for its turn and stopped afterwards',
       ],
       runs: [],
