@@ -9,6 +9,7 @@ import { renderIoFloorReport } from './io-floor-report.js';
 import { runConnectCycles } from './connect-cycles.js';
 import { renderManyClientsReport } from './many-clients-report.js';
 import { runManyClients } from './many-clients.js';
+import { selectedCells } from './cells.js';
 import { parseBenchOptions, USAGE, type BenchOptions } from './options.js';
 import { collectNotes, renderNotes, renderReport, renderSummaryTable } from './report.js';
 import { runSuite } from './suite.js';
@@ -27,7 +28,9 @@ function commandLine(argv: readonly string[]): string {
   const args = argv.map(shellQuote).join(' ');
   if (process.env.npm_lifecycle_event === 'bench') return `npm run bench${args ? ` -- ${args}` : ''}`;
   const script = path.relative(process.cwd(), process.argv[1] ?? 'integration/dist/bench/bench.js');
-  return `node ${script}${args ? ` ${args}` : ''}`;
+  // Node's own flags (--no-memory-reducer) change what --many-clients measures: part of the command.
+  const node = ['node', ...process.execArgv.map(shellQuote), script].join(' ');
+  return `${node}${args ? ` ${args}` : ''}`;
 }
 
 /** 2025-11-24T19-40-05Z: sortable and safe as a directory name. */
@@ -84,6 +87,8 @@ async function main(argv: readonly string[]): Promise<number> {
   let options: BenchOptions;
   try {
     options = parseBenchOptions(argv);
+    // A --cells that matches nothing is a usage error, found before any server starts or folder is made.
+    if (options.connectCycles === null && !options.ioFloor && !options.manyClients) selectedCells(options.quick, options.cells);
   } catch (err) {
     log(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
     return 2;

@@ -11,6 +11,7 @@ import {
   pgbenchSeconds,
   quickCells,
   SELECT_ONLY_SCRIPT,
+  selectedCells,
   WARMUP_CLIENTS,
   warmupCells,
 } from './cells.js';
@@ -78,6 +79,12 @@ test('pgbenchArgs uses the builtin tpcb-like script and --connect, and lengthens
   assert.equal(pgbenchSeconds(15, makeCell('select-only', 'simple', 2000)), 25);
   assert.equal(pgbenchSeconds(15, makeCell('select-only', 'simple', 500)), 17);
   assert.equal(pgbenchSeconds(15, makeCell('select-only', 'simple', 100)), 15);
+});
+
+test('selectedCells narrows --quick or the full suite, and names --cells when nothing is left', () => {
+  assert.deepEqual(selectedCells(true, 'c100$').map((c) => c.id), ['select-only/simple/c100', 'select-only/extended/c100']);
+  assert.equal(selectedCells(false, undefined).length, fullCells().length);
+  assert.throws(() => selectedCells(false, 'c3000'), /^Error: --cells "c3000" matches no cell$/);
 });
 
 test('a warm-up run has no transaction log', () => {

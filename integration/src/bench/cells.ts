@@ -64,6 +64,13 @@ export function filterCells(cells: readonly Cell[], filter: string | undefined):
   );
 }
 
+/** The cells a run covers: --quick's or the full suite's, narrowed by --cells. Throws when none is left. */
+export function selectedCells(quick: boolean, filter: string | undefined): Cell[] {
+  const cells = filterCells(quick ? quickCells() : fullCells(), filter);
+  if (cells.length === 0) throw new Error(`--cells "${filter ?? ''}" matches no cell`);
+  return cells;
+}
+
 /**
  * PgBouncer 1.18 does not keep protocol-level prepared statements across transactions in transaction mode.
  * Doorman does: its failing there is a regression, not an expected failure.

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTempDir, SCRAM_USER } from '../harness/index.js';
-import { directCapacity, filterCells, fullCells, isExpectedFailure, quickCells, SELECT_ONLY_SCRIPT, WARMUP_CLIENTS, warmupCells } from './cells.js';
+import { directCapacity, isExpectedFailure, SELECT_ONLY_SCRIPT, selectedCells, WARMUP_CLIENTS, warmupCells } from './cells.js';
 import { collectEnvironment, loadAverage, ticksPerSecond } from './environment.js';
 import { raiseOwnOpenFiles } from './fd-limit.js';
 import type { BenchOptions } from './options.js';
@@ -63,8 +63,7 @@ function describeRun(run: TargetRun): string {
 }
 
 export async function runSuite(options: BenchOptions, command: string, io: SuiteIo): Promise<BenchResults> {
-  const cells = filterCells(options.quick ? quickCells() : fullCells(), options.cells);
-  if (cells.length === 0) throw new Error(`--cells "${options.cells ?? ''}" matches no cell`);
+  const cells = selectedCells(options.quick, options.cells);
   const stops = new StopList();
   try {
     const fd = await raiseOwnOpenFiles(WANTED_OPEN_FILES);
