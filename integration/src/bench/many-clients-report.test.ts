@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { latencyComparison, perClientKiB, renderManyClientsReport, renderManyClientsTable, tailRatio, type ManyClientsRun } from './many-clients-report.js';
 import type { TrickleFigures } from './trickle.js';
+import type { TargetName } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -9,7 +10,7 @@ function figures(fields: Partial<TrickleFigures>): TrickleFigures {
   return { queries: 4000, failed: 0, p50Ms: 0.5, p99Ms: 3, maxMs: 15, cpuUsPerQuery: 55.55, cpuPercent: 1.234, error: null, ...fields };
 }
 
-function manyRun(target: 'doorman' | 'pgbouncer', fields: Partial<ManyClientsRun>): ManyClientsRun {
+function manyRun(target: TargetName, fields: Partial<ManyClientsRun>): ManyClientsRun {
   return {
     target,
     requested: 10000,
@@ -115,4 +116,17 @@ test('Doorman latency is compared with PgBouncer in the same run, per trickle', 
     runs,
   });
   assert.ok(report.includes('\nDoorman/PgBouncer after logins: p50 1.00, p99 1.00.\nDoorman/PgBouncer after a burst: p50 1.50, p99 0.80.\n'));
+});
+
+test('the direct column has the trickles only: every row about held clients is a dash', () => {
+  const direct = manyRun('direct', { requested: 0, connected: 0, rssBeforeBytes: null, warm: figures({ p50Ms: 0.2, p99Ms: 0.44, cpuUsPerQuery: null, cpuPercent: null }) });
+  const lines = renderManyClientsTable([manyRun('doorman', {}), direct]).split('\n');
+  assert.equal(lines[0], '| | Doorman | direct |');
+  for (const row of [2, 3, 4, 5, 6, 7, 8, 9, 10, 28]) assert.match(lines[row] as string, / \| –( \|)$/, lines[row]);
+  assert.equal(lines[11], '| trickle clients × seconds measured | 100 × 20 | 100 × 20 |');
+  assert.equal(lines[24], '| after a burst: p99/p50 | 6.00 | 2.20 |');
+  assert.equal(lines[26], '| after a burst: pooler µs CPU per query | 55.5 | – |');
+  const results = { startedAt: 'now', finishedAt: null, command: 'bench', connections: 10000, trickleSeconds: 20, trickleRate: 200, burstSeconds: 5, environment: {}, setup: [] };
+  assert.ok(renderManyClientsReport({ ...results, runs: [manyRun('doorman', {}), direct] }).includes('The direct column is the same trickles and burst straight to PostgreSQL'));
+  assert.ok(!renderManyClientsReport({ ...results, runs: [manyRun('doorman', {})] }).includes('The direct column'));
 });

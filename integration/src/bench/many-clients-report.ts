@@ -1,11 +1,12 @@
 import { escapeCell, formatMicros, formatMiB, formatMs, formatRatio } from './report.js';
 import type { TrickleFigures } from './trickle.js';
-import { TARGET_LABELS } from './types.js';
+import { TARGET_LABELS, type TargetName } from './types.js';
 
 /** --many-clients results and their markdown. */
 
 export interface ManyClientsRun {
-  target: 'doorman' | 'pgbouncer';
+  /** direct: the trickles straight to PostgreSQL, without idle clients. */
+  target: TargetName;
   requested: number;
   connected: number;
   connectFailures: number;
@@ -76,21 +77,26 @@ function firstError(r: ManyClientsRun): string {
   return r.error ?? r.firstConnectError ?? r.afterLogins?.error ?? r.burstError ?? r.warm?.error ?? DASH;
 }
 
+/** Rows about holding idle clients in a pooler: a dash for direct, which holds none. */
+function held(pick: (r: ManyClientsRun) => string): (r: ManyClientsRun) => string {
+  return (r) => (r.target === 'direct' ? DASH : pick(r));
+}
+
 export function renderManyClientsTable(runs: readonly ManyClientsRun[]): string {
   const rows: [string, (r: ManyClientsRun) => string][] = [
-    ['connections requested', (r) => String(r.requested)],
-    ['connected', (r) => String(r.connected)],
-    ['connect failures', (r) => String(r.connectFailures)],
-    ['time to connect all, s', (r) => r.connectSeconds.toFixed(1)],
-    ['RSS before clients, MiB', (r) => formatMiB(r.rssBeforeBytes)],
-    ['RSS with all clients, MiB', (r) => formatMiB(r.rssConnectedBytes)],
-    ['RSS per client, KiB', perClientKiB],
-    ['RSS at end of trickle, MiB', (r) => formatMiB(r.rssEndBytes)],
-    ['RSS 2 s after all closed, MiB', (r) => formatMiB(r.rssAfterCloseBytes)],
+    ['connections requested', held((r) => String(r.requested))],
+    ['connected', held((r) => String(r.connected))],
+    ['connect failures', held((r) => String(r.connectFailures))],
+    ['time to connect all, s', held((r) => r.connectSeconds.toFixed(1))],
+    ['RSS before clients, MiB', held((r) => formatMiB(r.rssBeforeBytes))],
+    ['RSS with all clients, MiB', held((r) => formatMiB(r.rssConnectedBytes))],
+    ['RSS per client, KiB', held(perClientKiB)],
+    ['RSS at end of trickle, MiB', held((r) => formatMiB(r.rssEndBytes))],
+    ['RSS 2 s after all closed, MiB', held((r) => formatMiB(r.rssAfterCloseBytes))],
     ['trickle clients × seconds measured', (r) => `${r.trickleClients} × ${r.trickleSeconds}`],
     ...phaseRows('afterLogins', 'after logins'),
     ...phaseRows('warm', 'after a burst'),
-    ['connections dropped while held', (r) => String(r.dropped)],
+    ['connections dropped while held', held((r) => String(r.dropped))],
     ['first error', firstError],
   ];
   const header = `| | ${runs.map((r) => TARGET_LABELS[r.target]).join(' | ')} |`;
@@ -119,7 +125,11 @@ export function renderManyClientsReport(results: ManyClientsResults): string {
     `Each pooler in turn gets ${results.connections} client connections from \`pg\` clients in the bench process, ` +
       `kept open and idle. Beside them pgbench sends \`SELECT 1\` at ${results.trickleRate} per second: right after the logins, ` +
       `then again after ${results.burstSeconds} s of pgbench at full rate; ${results.trickleSeconds} s of each trickle are measured. ` +
-      'Latency comes from the pgbench log. RSS comes from /proc/<pid>/status, CPU from /proc/<pid>/task/*/stat.',
+      'Latency comes from the pgbench log. RSS comes from /proc/<pid>/status, CPU from /proc/<pid>/task/*/stat.' +
+      (results.runs.some((r) => r.target === 'direct')
+        ? ' The direct column is the same trickles and burst straight to PostgreSQL, with no pooler and no idle clients: ' +
+          'what this machine gives at the time, for reference.'
+        : ''),
     '',
     renderManyClientsTable(results.runs),
     '',

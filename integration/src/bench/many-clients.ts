@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { makeTempDir, MD5_USER, type ClientTarget, type PgCluster } from '../harness/index.js';
+import { makeTempDir, MD5_USER, type ClientTarget, type Credentials, type PgCluster } from '../harness/index.js';
 import { readRss } from './cpu.js';
 import { collectEnvironment, loadAverage, packageVersion, ticksPerSecond } from './environment.js';
 import { raiseOwnOpenFiles } from './fd-limit.js';
@@ -20,7 +20,7 @@ import {
 } from './servers.js';
 import { WANTED_OPEN_FILES } from './suite.js';
 import { runBurst, runTrickle, TRICKLE_SCRIPT, type TrickleFigures } from './trickle.js';
-import { TARGET_LABELS } from './types.js';
+import { TARGET_LABELS, type TargetName } from './types.js';
 
 /**
  * --many-clients: thousands of idle client connections held open through a
@@ -71,7 +71,7 @@ function describe(f: TrickleFigures): string {
   return `${f.queries} queries, ${f.failed} failed, p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms${f.error === null ? '' : `; ${f.error}`}`;
 }
 
-function emptyRun(target: PoolerName, requested: number): ManyClientsRun {
+function emptyRun(target: TargetName, requested: number): ManyClientsRun {
   return {
     target,
     requested,
@@ -91,6 +91,51 @@ function emptyRun(target: PoolerName, requested: number): ManyClientsRun {
     dropped: 0,
     error: null,
   };
+}
+
+/** The trickle, a burst at full rate, the trickle again; figures go into `result`. `pid` null: no CPU figures. */
+async function queryPhases(
+  name: TargetName,
+  target: ClientTarget,
+  pid: number | null,
+  options: BenchOptions,
+  ticks: number,
+  log: (line: string) => void,
+  result: ManyClientsRun,
+): Promise<void> {
+  result.trickleClients = TRICKLE_CLIENTS;
+  result.trickleSeconds = options.durationSeconds;
+  const dir = await makeTempDir('doorman-bench-trickle', { forServiceUser: false });
+  try {
+    const scriptPath = path.join(dir.path, 'select-1.sql');
+    await writeFile(scriptPath, TRICKLE_SCRIPT);
+    const trickle = (phase: string): Promise<TrickleFigures> => {
+      collectGarbage?.();
+      return runTrickle(
+        target,
+        pid,
+        { clients: TRICKLE_CLIENTS, ratePerSecond: TRICKLE_RATE, seconds: options.durationSeconds + 2, scriptPath, logPrefix: path.join(dir.path, phase) },
+        ticks,
+      );
+    };
+    result.afterLogins = await trickle('after-logins');
+    log(`    ${TARGET_LABELS[name]}: trickle after logins: ${describe(result.afterLogins)}`);
+    result.burstError = await runBurst(target, BURST_CLIENTS, BURST_SECONDS, scriptPath);
+    result.warm = await trickle('warm');
+    log(`    ${TARGET_LABELS[name]}: trickle after a ${BURST_SECONDS} s burst: ${describe(result.warm)}`);
+  } finally {
+    await dir.remove();
+  }
+}
+
+/**
+ * The same trickles straight to PostgreSQL, with no idle clients and no pooler: the reference for the
+ * poolers' latency figures, from this machine at this time (pgbench's own schedule lag included).
+ */
+async function measureDirect(pgCluster: PgCluster, user: Credentials, options: BenchOptions, ticks: number, log: (line: string) => void): Promise<ManyClientsRun> {
+  const result = emptyRun('direct', 0);
+  await queryPhases('direct', pgCluster.target(user), null, options, ticks, log, result);
+  return result;
 }
 
 async function measure(
@@ -150,29 +195,7 @@ async function measure(
   result.rssConnectedBytes = await readRss(pooler.pid);
 
   // Query phases: pgbench adds its trickle clients beside the idle ones, which stay untouched.
-  result.trickleClients = TRICKLE_CLIENTS;
-  result.trickleSeconds = options.durationSeconds;
-  const dir = await makeTempDir('doorman-bench-trickle', { forServiceUser: false });
-  try {
-    const scriptPath = path.join(dir.path, 'select-1.sql');
-    await writeFile(scriptPath, TRICKLE_SCRIPT);
-    const trickle = (phase: string): Promise<TrickleFigures> => {
-      collectGarbage?.();
-      return runTrickle(
-        target,
-        pooler.pid,
-        { clients: TRICKLE_CLIENTS, ratePerSecond: TRICKLE_RATE, seconds: options.durationSeconds + 2, scriptPath, logPrefix: path.join(dir.path, phase) },
-        ticks,
-      );
-    };
-    result.afterLogins = await trickle('after-logins');
-    log(`    ${TARGET_LABELS[name]}: trickle after logins: ${describe(result.afterLogins)}`);
-    result.burstError = await runBurst(target, BURST_CLIENTS, BURST_SECONDS, scriptPath);
-    result.warm = await trickle('warm');
-    log(`    ${TARGET_LABELS[name]}: trickle after a ${BURST_SECONDS} s burst: ${describe(result.warm)}`);
-  } finally {
-    await dir.remove();
-  }
+  await queryPhases(name, target, pooler.pid, options, ticks, log, result);
   result.rssEndBytes = await readRss(pooler.pid);
   holding = false;
   result.dropped = dropped.size;
@@ -241,6 +264,14 @@ export async function runManyClients(options: BenchOptions, command: string, log
         results.runs.push({ ...emptyRun(name, options.connections), error: message(err) });
       } finally {
         await pooler.stop();
+      }
+    }
+    if (options.targets.includes('direct')) {
+      log('direct: the trickles straight to PostgreSQL, no idle clients');
+      try {
+        results.runs.push(await measureDirect(pgCluster, settings.user, options, ticks, log));
+      } catch (err) {
+        results.runs.push({ ...emptyRun('direct', 0), error: message(err) });
       }
     }
     results.finishedAt = new Date().toISOString();

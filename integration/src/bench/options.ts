@@ -45,7 +45,8 @@ export const USAGE = `usage: npm run bench -- [options]
                        "simple/c100$,tls"; a trailing $ anchors at the end
   --targets LIST       subset of doorman,pgbouncer,direct (default all)
   --many-clients       hold ${10_000} connections open; pgbench sends 200 queries/s right after the
-                       logins, then again after a 5 s burst at full rate; latency from its log
+                       logins, then again after a 5 s burst at full rate; latency from its log; with
+                       the direct target, the same trickles straight to PostgreSQL for reference
   --connections N      connections for --many-clients (default 10000)
   --connect-cycles [N] N connect/disconnect cycles (default ${DEFAULT_CONNECT_CYCLES}) through Doorman with an
                        hba trust rule, sampling its RSS and open descriptors (a leak check)

@@ -93,15 +93,15 @@ export function trickleFigures(records: readonly LogRecord[], cpu: { windowUs: n
   };
 }
 
-/** One trickle against `target`, sampling the pooler `pid`; the window drops the first and last second. */
-export async function runTrickle(target: ClientTarget, pid: number, o: TrickleOptions, ticksPerSecond: number): Promise<TrickleFigures> {
-  const sampler = sampleProcess(pid);
+/** One trickle against `target`, sampling the pooler `pid` (null: none); the window drops the first and last second. */
+export async function runTrickle(target: ClientTarget, pid: number | null, o: TrickleOptions, ticksPerSecond: number): Promise<TrickleFigures> {
+  const sampler = pid === null ? null : sampleProcess(pid);
   let samples: CpuSample[] = [];
   let result: RunResult;
   try {
     result = await pgbenchCommand(target, trickleArgs(o), o.seconds * 1000 + EXTRA_TIMEOUT_MS);
   } finally {
-    samples = await sampler.stop();
+    samples = (await sampler?.stop()) ?? [];
   }
   const dir = path.dirname(o.logPrefix);
   const base = path.basename(o.logPrefix);
